@@ -1,0 +1,16 @@
+"""The REST API under /api/v1, assembled from the domains' endpoint modules."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from atlaslink.audit.endpoints import router as audit_router
+from atlaslink.auth.endpoints import router as auth_router
+from atlaslink.registry.endpoints import router as registry_router
+from atlaslink.registry.io_endpoints import router as io_router
+
+router = APIRouter()
+router.include_router(auth_router)
+router.include_router(registry_router)
+router.include_router(io_router)
+router.include_router(audit_router)

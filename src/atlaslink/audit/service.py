@@ -1,0 +1,211 @@
+"""Appending to and verifying the hash-chained audit log.
+
+Each event's hash covers its content and the previous event's hash, so altering, removing or
+reordering any entry breaks the chain from that point. The single ``audit_head`` row is locked
+while appending, which keeps the chain linear under concurrent transactions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from atlaslink.auth.principal import Principal
+from atlaslink.models import AuditEvent, AuditHead, utcnow
+
+GENESIS = "0" * 64
+
+request_id_var: ContextVar[str | None] = ContextVar("atlaslink_request_id", default=None)
+
+
+def _canonical_time(value: datetime) -> str:
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+def compute_hash(event: AuditEvent) -> str:
+    body = {
+        "seq": event.seq,
+        "occurred_at": _canonical_time(event.occurred_at),
+        "actor_user_id": event.actor_user_id,
+        "actor_label": event.actor_label,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "unit_id": event.unit_id,
+        "before": event.before,
+        "after": event.after,
+        "request_id": event.request_id,
+        "prev_hash": event.prev_hash,
+    }
+    data = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def jsonable(value: Any) -> Any:
+    """Snapshots must survive a JSON round trip unchanged, or the hash would not verify."""
+    return json.loads(json.dumps(value, default=str, sort_keys=True))
+
+
+def append(
+    session: Session,
+    actor: Principal,
+    action: str,
+    object_type: str,
+    object_id: str | int,
+    *,
+    unit_id: int | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    ).scalar_one()
+    event = AuditEvent(
+        seq=head.seq + 1,
+        occurred_at=utcnow(),
+        actor_user_id=actor.user_id,
+        actor_label=actor.label,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        unit_id=unit_id,
+        before=jsonable(before) if before is not None else None,
+        after=jsonable(after) if after is not None else None,
+        request_id=request_id_var.get(),
+        prev_hash=head.hash,
+    )
+    event.hash = compute_hash(event)
+    session.add(event)
+    head.seq = event.seq
+    head.hash = event.hash
+    session.flush()
+    return event
+
+
+# --- reads of data not visible network-wide -------------------------------------------------
+
+
+@dataclass
+class ReadLedger:
+    """What one request (or CLI command) returned beyond network-wide data."""
+
+    actor: Principal | None = None
+    objects: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    units: set[int] = field(default_factory=set)
+
+    def note(self, object_type: str, object_id: str | int, unit_id: int, groups: list[str]) -> None:
+        if groups:
+            self.objects.setdefault((object_type, str(object_id)), set()).update(groups)
+            self.units.add(unit_id)
+
+
+_ledger_var: ContextVar[ReadLedger | None] = ContextVar("atlaslink_read_ledger", default=None)
+
+
+@contextmanager
+def read_ledger() -> Iterator[ReadLedger]:
+    ledger = ReadLedger()
+    token = _ledger_var.set(ledger)
+    try:
+        yield ledger
+    finally:
+        _ledger_var.reset(token)
+
+
+def current_ledger() -> ReadLedger | None:
+    return _ledger_var.get()
+
+
+def note_read(object_type: str, object_id: str | int, unit_id: int, groups: list[str]) -> None:
+    ledger = _ledger_var.get()
+    if ledger is not None:
+        ledger.note(object_type, object_id, unit_id, groups)
+
+
+def flush_reads(session: Session, ledger: ReadLedger, action: str = "read") -> None:
+    """Append one event naming who read which objects, if anything beyond network-wide was read."""
+    if not ledger.objects or ledger.actor is None:
+        return
+    objects = [
+        {"type": t, "id": i, "groups": sorted(g)} for (t, i), g in sorted(ledger.objects.items())
+    ]
+    unit_ids = sorted(ledger.units)
+    append(
+        session,
+        ledger.actor,
+        action,
+        "disclosure",
+        ",".join(f"{o['type']}:{o['id']}" for o in objects[:20]),
+        unit_id=unit_ids[0] if len(unit_ids) == 1 else None,
+        after={"objects": objects, "units": unit_ids},
+    )
+    ledger.objects.clear()
+    ledger.units.clear()
+
+
+# --- verification ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+
+
+def verify(
+    session: Session, progress: Callable[[int], None] | None = None, batch: int = 2000
+) -> VerifyResult:
+    """Walk the chain in order; report the first entry that does not fit."""
+    expected_prev = GENESIS
+    expected_seq = 1
+    checked = 0
+    last_id = -1
+    while True:
+        rows = (
+            session.execute(
+                select(AuditEvent)
+                .where(AuditEvent.id > last_id)
+                .order_by(AuditEvent.id)
+                .limit(batch)
+            )
+            .scalars()
+            .all()
+        )
+        if not rows:
+            break
+        for ev in rows:
+            if ev.seq != expected_seq:
+                return VerifyResult(
+                    False, checked, ev.seq, f"expected sequence {expected_seq}, found {ev.seq}"
+                )
+            if ev.prev_hash != expected_prev:
+                return VerifyResult(False, checked, ev.seq, "does not link to the previous entry")
+            if compute_hash(ev) != ev.hash:
+                return VerifyResult(False, checked, ev.seq, "content does not match its hash")
+            expected_prev = ev.hash
+            expected_seq += 1
+            checked += 1
+            last_id = ev.id
+        if progress is not None:
+            progress(checked)
+        session.expunge_all()
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
+    if head.seq != checked or head.hash != expected_prev:
+        return VerifyResult(
+            False,
+            checked,
+            checked + 1 if head.seq > checked else head.seq,
+            f"the chain ends at {checked} but the head records {head.seq}: entries were removed",
+        )
+    return VerifyResult(True, checked)

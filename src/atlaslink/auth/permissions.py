@@ -1,0 +1,87 @@
+"""One permission vocabulary (``<resource>:<action>``) and one role -> permission table."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    UNITS_READ = "units:read"  # browse units and read what their sharing agreements allow
+    UNITS_EDIT_OWN = "units:edit-own"  # own unit's profile, contacts, transport assets
+    CAPABILITIES_EDIT_OWN = "capabilities:edit-own"  # own unit's capability entries, confirmations
+    SHARING_EDIT_OWN = "sharing:edit-own"  # own unit's sharing agreement
+    NETWORK_MANAGE = "network:manage"  # networks, member countries, creating units
+    TAXONOMY_EDIT = "taxonomy:edit"
+    REGISTRY_IMPORT = "registry:import"
+    REGISTRY_EXPORT = "registry:export"
+    AUDIT_READ = "audit:read"
+    USERS_MANAGE = "users:manage"
+    TOKENS_OWN = "tokens:own"  # create, list and revoke one's own API tokens
+
+
+class Role(StrEnum):
+    PLATFORM_ADMIN = "platform_admin"
+    SUPPORT_OFFICE = "support_office"
+    UNIT_COMMANDER = "unit_commander"
+    DUTY_OFFICER = "duty_officer"
+    NATIONAL_CONTACT = "national_contact"
+    OBSERVER = "observer"
+
+
+ROLE_LABELS: dict[Role, str] = {
+    Role.PLATFORM_ADMIN: "Platform admin",
+    Role.SUPPORT_OFFICE: "Support office staff",
+    Role.UNIT_COMMANDER: "Unit commander",
+    Role.DUTY_OFFICER: "Unit duty officer",
+    Role.NATIONAL_CONTACT: "National contact point",
+    Role.OBSERVER: "Observer",
+}
+
+P = Permission
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    # Operates the installation: accounts and the audit trail of accounts. No unit data.
+    Role.PLATFORM_ADMIN: frozenset({P.USERS_MANAGE, P.AUDIT_READ, P.TOKENS_OWN}),
+    # Runs the network: members, taxonomy, spreadsheets. Reads only what units share with it.
+    Role.SUPPORT_OFFICE: frozenset(
+        {
+            P.UNITS_READ,
+            P.NETWORK_MANAGE,
+            P.TAXONOMY_EDIT,
+            P.REGISTRY_IMPORT,
+            P.REGISTRY_EXPORT,
+            P.AUDIT_READ,
+            P.TOKENS_OWN,
+        }
+    ),
+    # Heads a unit: decides its profile and who sees what. Imports only its own unit's rows.
+    Role.UNIT_COMMANDER: frozenset(
+        {
+            P.UNITS_READ,
+            P.UNITS_EDIT_OWN,
+            P.CAPABILITIES_EDIT_OWN,
+            P.SHARING_EDIT_OWN,
+            P.REGISTRY_IMPORT,
+            P.REGISTRY_EXPORT,
+            P.TOKENS_OWN,
+        }
+    ),
+    # The 24/7 desk: keeps readiness (capability entries) current; cannot change sharing.
+    Role.DUTY_OFFICER: frozenset(
+        {P.UNITS_READ, P.CAPABILITIES_EDIT_OWN, P.REGISTRY_EXPORT, P.TOKENS_OWN}
+    ),
+    Role.NATIONAL_CONTACT: frozenset({P.UNITS_READ, P.REGISTRY_EXPORT, P.TOKENS_OWN}),
+    Role.OBSERVER: frozenset({P.UNITS_READ, P.REGISTRY_EXPORT, P.TOKENS_OWN}),
+}
+
+# Roles whose holders belong to a unit, or to a country.
+UNIT_ROLES = frozenset({Role.UNIT_COMMANDER, Role.DUTY_OFFICER})
+COUNTRY_ROLES = frozenset({Role.NATIONAL_CONTACT})
+
+# Who can see or change unit data must pass a second factor.
+_UNIT_DATA = frozenset(
+    {P.UNITS_READ, P.UNITS_EDIT_OWN, P.CAPABILITIES_EDIT_OWN, P.SHARING_EDIT_OWN, P.REGISTRY_IMPORT}
+)
+
+
+def requires_totp(role: Role) -> bool:
+    return bool(ROLE_PERMISSIONS[role] & _UNIT_DATA)

@@ -1,0 +1,187 @@
+"""Loading reference data (countries, ATLAS network, taxonomy) and the fictional demo network."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pyotp
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from atlaslink.audit import service as audit
+from atlaslink.auth import service as auth
+from atlaslink.auth.permissions import Role
+from atlaslink.auth.principal import SYSTEM
+from atlaslink.demo import data
+from atlaslink.models import (
+    CapabilityEntry,
+    CapabilityType,
+    Country,
+    Network,
+    NetworkMember,
+    SharingRule,
+    SharingTarget,
+    TaxonomyVersion,
+    TransportAsset,
+    Unit,
+    UnitContact,
+    utcnow,
+)
+from atlaslink.registry.taxonomy_seed import INITIAL_TYPES
+
+
+def ensure_reference_data(session: Session) -> bool:
+    """Countries, the ATLAS network and the starting taxonomy. Returns False if already there."""
+    if session.scalar(select(Network.id).where(Network.code == "ATLAS")) is not None:
+        return False
+    for c in data.COUNTRIES:
+        session.add(Country(iso2=c.iso2, name=c.name, status=c.status))
+    atlas = Network(
+        code="ATLAS",
+        name="ATLAS network of special intervention units",
+        description="Police special intervention units of the EU member states, NO, IS and CH.",
+    )
+    session.add(atlas)
+    session.flush()
+    for c in data.COUNTRIES:
+        if c.status in ("eu", "associated") or c.iso2 == "GB":
+            session.add(
+                NetworkMember(network_id=atlas.id, country_iso2=c.iso2, voting=c.status == "eu")
+            )
+    session.add(TaxonomyVersion(version=1, created_by="system", summary="initial taxonomy"))
+    session.flush()
+    for order, (code, kind, name, rtlt) in enumerate(INITIAL_TYPES, start=1):
+        session.add(
+            CapabilityType(
+                code=code, kind=kind, name=name, rtlt_id=rtlt, sort_order=order, introduced_in=1
+            )
+        )
+    session.flush()
+    audit.append(session, SYSTEM, "reference.load", "network", atlas.id, after={"code": "ATLAS"})
+    return True
+
+
+def load_units(session: Session, progress: Callable[[int, int], None] | None = None) -> int:
+    """The fictional units with their capabilities, transport and sharing agreements."""
+    if session.scalar(select(Unit.id).limit(1)) is not None:
+        return 0
+    atlas_id = session.scalar(select(Network.id).where(Network.code == "ATLAS"))
+    assert atlas_id is not None
+    types = {t.code: t.id for t in session.scalars(select(CapabilityType))}
+    today = utcnow().date()
+    by_code: dict[str, Unit] = {}
+    for u in data.UNITS:
+        unit = Unit(
+            code=u.code,
+            name=u.name,
+            network_id=atlas_id,
+            country_iso2=u.country,
+            base_location=u.base_location,
+            latitude=u.latitude,
+            longitude=u.longitude,
+            languages=list(u.languages),
+            competent_authority=u.competent_authority,
+        )
+        session.add(unit)
+        by_code[u.code] = unit
+    session.flush()
+    for i, u in enumerate(data.UNITS, start=1):
+        unit = by_code[u.code]
+        for c in u.contacts:
+            session.add(UnitContact(unit_id=unit.id, kind=c.kind, label=c.label, value=c.value))
+        for t in u.transport:
+            session.add(
+                TransportAsset(
+                    unit_id=unit.id,
+                    kind=t.kind,
+                    description=t.description,
+                    quantity=t.quantity,
+                    capacity_persons=t.capacity_persons,
+                )
+            )
+        for cap in u.capabilities:
+            session.add(
+                CapabilityEntry(
+                    unit_id=unit.id,
+                    capability_type_id=types[cap.type_code],
+                    level=cap.level,
+                    package_size=cap.package_size,
+                    notice_to_move_hours=cap.notice_to_move_hours,
+                    self_sufficiency_hours=cap.self_sufficiency_hours,
+                    may_deploy_abroad=cap.may_deploy_abroad,
+                    may_carry_arms_abroad=cap.may_carry_arms_abroad,
+                    may_carry_explosives_abroad=cap.may_carry_explosives_abroad,
+                    last_validated=cap.last_validated,
+                    validated_exercise=cap.validated_exercise,
+                    confirmed_on=today - timedelta(days=cap.confirmed_days_ago),
+                )
+            )
+        for group, audience in u.sharing.audiences.items():
+            rule = SharingRule(unit_id=unit.id, field_group=group, audience=audience)
+            session.add(rule)
+            if audience == "listed":
+                session.flush()
+                for country in u.sharing.listed_countries:
+                    session.add(SharingTarget(rule_id=rule.id, country_iso2=country))
+                for code in u.sharing.listed_units:
+                    session.add(SharingTarget(rule_id=rule.id, unit_id=by_code[code].id))
+        if progress is not None:
+            progress(i, len(data.UNITS))
+    session.flush()
+    audit.append(
+        session, SYSTEM, "demo.load", "network", atlas_id, after={"units": len(data.UNITS)}
+    )
+    return len(data.UNITS)
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    role: Role
+    password: str
+    totp_secret: str
+    where: str
+
+
+# username, role, unit code or country
+DEMO_ACCOUNTS: tuple[tuple[str, Role, str | None], ...] = (
+    ("admin", Role.PLATFORM_ADMIN, None),
+    ("support", Role.SUPPORT_OFFICE, None),
+    ("commander.at", Role.UNIT_COMMANDER, "AT-ADLER"),
+    ("duty.at", Role.DUTY_OFFICER, "AT-ADLER"),
+    ("commander.de", Role.UNIT_COMMANDER, "DE-FALKE"),
+    ("duty.de", Role.DUTY_OFFICER, "DE-FALKE"),
+    ("commander.nl", Role.UNIT_COMMANDER, "NL-REIGER"),
+    ("ncp.de", Role.NATIONAL_CONTACT, "DE"),
+    ("observer", Role.OBSERVER, None),
+)
+
+
+def create_demo_accounts(
+    session: Session, password: str | None = None, secrets_by_user: dict[str, str] | None = None
+) -> list[DemoAccount]:
+    """One account per role, with a known password and an enrolled TOTP secret."""
+    out: list[DemoAccount] = []
+    for username, role, where in DEMO_ACCOUNTS:
+        if session.scalar(select(Unit.id).limit(1)) is None and where and "-" in where:
+            continue
+        pw = password or secrets.token_urlsafe(12)
+        secret = (secrets_by_user or {}).get(username) or pyotp.random_base32()
+        is_unit = where is not None and "-" in where
+        auth.create_user(
+            session,
+            SYSTEM,
+            username=username,
+            display_name=username.replace(".", " ").title(),
+            role=role,
+            password=pw,
+            email=f"{username}@demo.example.invalid",
+            unit_code=where if is_unit else None,
+            country=where if where and not is_unit else None,
+            totp_secret=secret,
+        )
+        out.append(DemoAccount(username, role, pw, secret, where or "network"))
+    return out

@@ -1,0 +1,36 @@
+"""All ORM models, imported here so that Alembic and the app see one metadata."""
+
+from atlaslink.models.audit import AuditEvent, AuditHead
+from atlaslink.models.auth import ApiToken, User, WebSession
+from atlaslink.models.base import Base, utcnow
+from atlaslink.models.capability import CapabilityEntry, CapabilityType, TaxonomyVersion
+from atlaslink.models.network import (
+    Country,
+    Network,
+    NetworkMember,
+    TransportAsset,
+    Unit,
+    UnitContact,
+)
+from atlaslink.models.sharing import SharingRule, SharingTarget
+
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "AuditHead",
+    "Base",
+    "CapabilityEntry",
+    "CapabilityType",
+    "Country",
+    "Network",
+    "NetworkMember",
+    "SharingRule",
+    "SharingTarget",
+    "TaxonomyVersion",
+    "TransportAsset",
+    "Unit",
+    "UnitContact",
+    "User",
+    "WebSession",
+    "utcnow",
+]

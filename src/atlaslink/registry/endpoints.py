@@ -1,0 +1,135 @@
+"""Registry API: networks, countries, taxonomy, units, capabilities, sharing agreements, matrix."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from atlaslink.registry import schemas, service
+from atlaslink.registry.repository import UnitFilters
+from atlaslink.web.deps import DB, ApiPrincipal
+
+router = APIRouter(tags=["registry"])
+
+
+def unit_filters(
+    q: Annotated[str | None, Query(max_length=100, description="Name, code or base")] = None,
+    country: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")] = None,
+    network: Annotated[str | None, Query(max_length=32)] = None,
+    language: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")] = None,
+    capability: Annotated[str | None, Query(max_length=64)] = None,
+    min_level: Annotated[int | None, Query(ge=0, le=3)] = None,
+    kind: Annotated[str | None, Query(pattern=r"^(environment|skill)$")] = None,
+) -> UnitFilters:
+    return UnitFilters(
+        q=q or None,
+        country=country,
+        network=network,
+        language=language,
+        capability=capability or None,
+        min_level=min_level,
+        environment=kind,
+    )
+
+
+Filters = Annotated[UnitFilters, Depends(unit_filters)]
+PageNo = Annotated[int, Query(ge=1)]
+PerPage = Annotated[int, Query(ge=1, le=500)]
+
+
+@router.get("/networks", response_model=list[schemas.Network])
+def networks(db: DB, who: ApiPrincipal) -> list[schemas.Network]:
+    return service.list_networks(db)
+
+
+@router.get("/countries", response_model=list[schemas.Country])
+def countries(db: DB, who: ApiPrincipal) -> list[schemas.Country]:
+    return service.list_countries(db)
+
+
+@router.get("/taxonomy", response_model=schemas.Taxonomy)
+def taxonomy(db: DB, who: ApiPrincipal, include_retired: bool = False) -> schemas.Taxonomy:
+    return service.taxonomy(db, include_retired)
+
+
+@router.post("/taxonomy/types", response_model=schemas.CapabilityType, status_code=201)
+def create_type(
+    data: schemas.CapabilityTypeCreate, db: DB, who: ApiPrincipal
+) -> schemas.CapabilityType:
+    service.create_type(db, who, data)
+    return next(t for t in service.taxonomy(db).types if t.code == data.code)
+
+
+@router.patch("/taxonomy/types/{code}", response_model=schemas.CapabilityType)
+def update_type(
+    code: str, data: schemas.CapabilityTypeUpdate, db: DB, who: ApiPrincipal
+) -> schemas.CapabilityType:
+    service.update_type(db, who, code, data)
+    return next(t for t in service.taxonomy(db, include_retired=True).types if t.code == code)
+
+
+@router.get("/units", response_model=schemas.Page[schemas.UnitSummary])
+def list_units(
+    db: DB, who: ApiPrincipal, f: Filters, page: PageNo = 1, per_page: PerPage = 50
+) -> schemas.Page[schemas.UnitSummary]:
+    return service.list_units(db, who, f, page, per_page)
+
+
+@router.post("/units", response_model=schemas.UnitDetail, status_code=201)
+def create_unit(data: schemas.UnitCreate, db: DB, who: ApiPrincipal) -> schemas.UnitDetail:
+    unit = service.create_unit(db, who, data)
+    return service.get_unit(db, who, unit.id)
+
+
+@router.get("/units/{unit_id}", response_model=schemas.UnitDetail)
+def get_unit(unit_id: int, db: DB, who: ApiPrincipal) -> schemas.UnitDetail:
+    return service.get_unit(db, who, unit_id)
+
+
+@router.patch("/units/{unit_id}", response_model=schemas.UnitDetail)
+def update_unit(
+    unit_id: int, data: schemas.UnitUpdate, db: DB, who: ApiPrincipal
+) -> schemas.UnitDetail:
+    service.update_unit(db, who, unit_id, data)
+    return service.get_unit(db, who, unit_id)
+
+
+@router.put("/units/{unit_id}/capabilities/{type_code}", response_model=schemas.Capability)
+def put_capability(
+    unit_id: int, type_code: str, data: schemas.CapabilityWrite, db: DB, who: ApiPrincipal
+) -> schemas.Capability:
+    service.put_capability(db, who, unit_id, type_code, data)
+    return next(
+        c for c in service.get_unit(db, who, unit_id).capabilities if c.type_code == type_code
+    )
+
+
+@router.delete("/units/{unit_id}/capabilities/{type_code}", status_code=204)
+def delete_capability(unit_id: int, type_code: str, db: DB, who: ApiPrincipal) -> Response:
+    service.delete_capability(db, who, unit_id, type_code)
+    return Response(status_code=204)
+
+
+@router.post("/units/{unit_id}/capabilities/confirm")
+def confirm(unit_id: int, db: DB, who: ApiPrincipal) -> dict[str, int]:
+    return {"confirmed": service.confirm_capabilities(db, who, unit_id)}
+
+
+@router.get("/units/{unit_id}/sharing", response_model=schemas.SharingAgreementIO)
+def get_sharing(unit_id: int, db: DB, who: ApiPrincipal) -> schemas.SharingAgreementIO:
+    return service.get_sharing(db, who, unit_id)
+
+
+@router.put("/units/{unit_id}/sharing", response_model=schemas.SharingAgreementIO)
+def put_sharing(
+    unit_id: int, data: schemas.SharingAgreementIO, db: DB, who: ApiPrincipal
+) -> schemas.SharingAgreementIO:
+    return service.set_sharing(db, who, unit_id, data)
+
+
+@router.get("/matrix", response_model=schemas.Matrix)
+def matrix(
+    db: DB, who: ApiPrincipal, f: Filters, page: PageNo = 1, per_page: PerPage = 50
+) -> schemas.Matrix:
+    return service.matrix(db, who, f, page, per_page)

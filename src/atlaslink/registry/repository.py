@@ -1,0 +1,159 @@
+"""Queries of the registry. Filters on shared fields use the sharing policy's SQL conditions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Select, Text, and_, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from atlaslink.auth.principal import Principal
+from atlaslink.models import (
+    CapabilityEntry,
+    CapabilityType,
+    Network,
+    TransportAsset,
+    Unit,
+    UnitContact,
+)
+from atlaslink.sharing.policy import FieldGroup, sql_can_see
+
+
+@dataclass(frozen=True)
+class UnitFilters:
+    q: str | None = None
+    country: str | None = None
+    network: str | None = None
+    language: str | None = None
+    capability: str | None = None  # capability type code
+    min_level: int | None = None
+    environment: str | None = None  # matrix: restrict columns to one kind ("environment"/"skill")
+
+
+def _unit_conditions(viewer: Principal | None, f: UnitFilters) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
+    if f.q:
+        like = f"%{f.q.strip().lower()}%"
+        conds.append(
+            or_(
+                func.lower(Unit.name).like(like),
+                func.lower(Unit.code).like(like),
+                func.lower(Unit.base_location).like(like),
+            )
+        )
+    if f.country:
+        conds.append(Unit.country_iso2 == f.country.upper())
+    if f.network:
+        conds.append(Unit.network_id.in_(select(Network.id).where(Network.code == f.network)))
+    if f.language:
+        # Languages are a short JSON list; match the quoted code inside it.
+        conds.append(func.lower(func.cast(Unit.languages, Text)).like(f'%"{f.language.lower()}"%'))
+    if f.capability or f.min_level is not None:
+        entry_conds: list[ColumnElement[bool]] = [CapabilityEntry.unit_id == Unit.id]
+        if f.capability:
+            entry_conds.append(
+                CapabilityEntry.capability_type_id.in_(
+                    select(CapabilityType.id).where(CapabilityType.code == f.capability)
+                )
+            )
+        if f.min_level is not None:
+            entry_conds.append(CapabilityEntry.level >= f.min_level)
+        conds.append(exists(select(CapabilityEntry.id).where(*entry_conds)))
+        # A filter must never reveal what the viewer may not see.
+        if viewer is not None:
+            group = FieldGroup.LEVEL if f.min_level is not None else FieldGroup.EXISTENCE
+            conds.append(sql_can_see(viewer, group, Unit.id))
+    return conds
+
+
+def units_page(
+    session: Session, viewer: Principal | None, f: UnitFilters, offset: int, limit: int
+) -> tuple[list[tuple[Unit, str]], int]:
+    conds = _unit_conditions(viewer, f)
+    total = session.scalar(select(func.count(Unit.id)).where(*conds)) or 0
+    stmt: Select[tuple[Unit, str]] = (
+        select(Unit, Network.code)
+        .join(Network, Network.id == Unit.network_id)
+        .where(*conds)
+        .order_by(Unit.country_iso2, Unit.name, Unit.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [(u, n) for u, n in session.execute(stmt).tuples()], total
+
+
+def get_unit(session: Session, unit_id: int) -> tuple[Unit, str] | None:
+    row = session.execute(
+        select(Unit, Network.code)
+        .join(Network, Network.id == Unit.network_id)
+        .where(Unit.id == unit_id)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def unit_by_code(session: Session, code: str) -> Unit | None:
+    return session.scalar(select(Unit).where(Unit.code == code.strip().upper()))
+
+
+def capability_counts(session: Session, unit_ids: Sequence[int]) -> dict[int, int]:
+    if not unit_ids:
+        return {}
+    rows = session.execute(
+        select(CapabilityEntry.unit_id, func.count(CapabilityEntry.id))
+        .where(CapabilityEntry.unit_id.in_(unit_ids))
+        .group_by(CapabilityEntry.unit_id)
+    ).tuples()
+    return dict(rows.all())
+
+
+def contacts_of(session: Session, unit_ids: Sequence[int]) -> dict[int, list[UnitContact]]:
+    out: dict[int, list[UnitContact]] = {i: [] for i in unit_ids}
+    if unit_ids:
+        for c in session.scalars(
+            select(UnitContact).where(UnitContact.unit_id.in_(unit_ids)).order_by(UnitContact.id)
+        ):
+            out[c.unit_id].append(c)
+    return out
+
+
+def transport_of(session: Session, unit_ids: Sequence[int]) -> dict[int, list[TransportAsset]]:
+    out: dict[int, list[TransportAsset]] = {i: [] for i in unit_ids}
+    if unit_ids:
+        for t in session.scalars(
+            select(TransportAsset)
+            .where(TransportAsset.unit_id.in_(unit_ids))
+            .order_by(TransportAsset.id)
+        ):
+            out[t.unit_id].append(t)
+    return out
+
+
+def entries_of(
+    session: Session, unit_ids: Sequence[int], kind: str | None = None
+) -> dict[int, list[tuple[CapabilityEntry, CapabilityType]]]:
+    out: dict[int, list[tuple[CapabilityEntry, CapabilityType]]] = {i: [] for i in unit_ids}
+    if not unit_ids:
+        return out
+    stmt = (
+        select(CapabilityEntry, CapabilityType)
+        .join(CapabilityType, CapabilityType.id == CapabilityEntry.capability_type_id)
+        .where(CapabilityEntry.unit_id.in_(unit_ids))
+        .order_by(CapabilityType.sort_order, CapabilityType.id)
+    )
+    if kind:
+        stmt = stmt.where(CapabilityType.kind == kind)
+    for e, t in session.execute(stmt).tuples():
+        out[e.unit_id].append((e, t))
+    return out
+
+
+def current_types(session: Session, include_retired: bool = False) -> list[CapabilityType]:
+    stmt = select(CapabilityType).order_by(CapabilityType.sort_order, CapabilityType.id)
+    if not include_retired:
+        stmt = stmt.where(CapabilityType.retired_in.is_(None))
+    return list(session.scalars(stmt))
+
+
+def type_by_code(session: Session, code: str) -> CapabilityType | None:
+    return session.scalar(select(CapabilityType).where(CapabilityType.code == code))

@@ -1,0 +1,336 @@
+"""Import and export of the registry as XLSX and CSV (the support office lives in spreadsheets).
+
+Import is all or nothing: every row is validated first, errors are reported per row and cell,
+and nothing is applied if any row fails. Applying the same file twice changes nothing.
+Exports are built from the sharing module's output, so they hold only what the viewer may see.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from openpyxl import Workbook, load_workbook
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from atlaslink.auth.permissions import Permission
+from atlaslink.auth.principal import Principal
+from atlaslink.config import get_settings
+from atlaslink.errors import Invalid, TooLarge
+from atlaslink.registry import repository as repo
+from atlaslink.registry import schemas, service
+from atlaslink.registry.repository import UnitFilters
+
+CAPABILITY_COLUMNS = (
+    "unit_code",
+    "capability",
+    "level",
+    "package_size",
+    "notice_to_move_hours",
+    "self_sufficiency_hours",
+    "may_deploy_abroad",
+    "may_carry_arms_abroad",
+    "may_carry_explosives_abroad",
+    "last_validated",
+    "validated_exercise",
+)
+EXPORT_ONLY = ("confirmed_on", "stale")
+UNIT_COLUMNS = (
+    "unit_code",
+    "name",
+    "country",
+    "network",
+    "base_location",
+    "latitude",
+    "longitude",
+    "languages",
+    "competent_authority",
+)
+REQUIRED = {"unit_code", "capability", "level"}
+TRUE = {"yes", "y", "true", "1", "x", "ja"}
+FALSE = {"no", "n", "false", "0", "", "nee"}
+
+
+@dataclass
+class CellError:
+    row: int
+    column: str
+    value: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "column": self.column,
+            "value": self.value,
+            "message": self.message,
+        }
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    applied: bool = False
+    errors: list[CellError] = field(default_factory=list)
+
+
+# --- reading files --------------------------------------------------------------------------
+
+
+def _rows_from_csv(data: bytes) -> Iterator[list[str]]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Invalid("The CSV file is not UTF-8 text.") from None
+    dialect: type[csv.Dialect] | csv.Dialect = csv.excel
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        pass
+    yield from csv.reader(io.StringIO(text), dialect)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _rows_from_xlsx(data: bytes) -> Iterator[list[str]]:
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:
+        raise Invalid("The file is not a readable XLSX workbook.") from None
+    sheet = wb["capabilities"] if "capabilities" in wb.sheetnames else wb.worksheets[0]
+    for row in sheet.iter_rows(values_only=True):
+        yield [_cell(v) for v in row]
+    wb.close()
+
+
+def read_table(filename: str, data: bytes) -> list[list[str]]:
+    limit = get_settings().max_import_rows
+    name = filename.lower()
+    if name.endswith(".xlsx"):
+        source = _rows_from_xlsx(data)
+    elif name.endswith(".csv") or name.endswith(".txt"):
+        source = _rows_from_csv(data)
+    else:
+        raise Invalid("Upload a .xlsx or .csv file.")
+    rows: list[list[str]] = []
+    for row in source:
+        if any(c.strip() for c in row):
+            rows.append([c.strip() for c in row])
+        if len(rows) > limit + 1:
+            raise TooLarge(f"The file has more than {limit} rows; split it.")
+    if not rows:
+        raise Invalid("The file is empty.")
+    return rows
+
+
+# --- validation and applying ----------------------------------------------------------------
+
+
+def _bool(value: str) -> bool | None:
+    v = value.strip().lower()
+    if v in TRUE:
+        return True
+    if v in FALSE:
+        return False
+    return None
+
+
+def import_capabilities(
+    session: Session,
+    actor: Principal,
+    filename: str,
+    data: bytes,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    actor.require(Permission.REGISTRY_IMPORT)
+    table = read_table(filename, data)
+    header = [h.strip().lower() for h in table[0]]
+    report = ImportReport(rows=len(table) - 1)
+    missing = [c for c in CAPABILITY_COLUMNS if c in REQUIRED and c not in header]
+    unknown = [h for h in header if h and h not in CAPABILITY_COLUMNS and h not in EXPORT_ONLY]
+    if missing or unknown:
+        for c in missing:
+            report.errors.append(CellError(1, c, "", "required column is missing"))
+        for c in unknown:
+            report.errors.append(CellError(1, c, c, "unknown column"))
+        return report
+    index = {h: i for i, h in enumerate(header) if h}
+    types = {t.code for t in repo.current_types(session)}
+    units: dict[str, int | None] = {}
+    seen: dict[tuple[str, str], int] = {}
+    valid: list[tuple[int, str, schemas.CapabilityWrite]] = []
+    for n, raw in enumerate(table[1:], start=2):
+        cells = {c: (raw[i] if i < len(raw) else "") for c, i in index.items()}
+        errs: list[CellError] = []
+        code = cells.get("unit_code", "").upper()
+        if code not in units:
+            u = repo.unit_by_code(session, code) if code else None
+            units[code] = u.id if u else None
+        unit_id = units[code]
+        if not code:
+            errs.append(CellError(n, "unit_code", "", "required"))
+        elif unit_id is None:
+            errs.append(CellError(n, "unit_code", code, "no unit has this code"))
+        elif (
+            actor.kind == "user"
+            and not actor.can(Permission.NETWORK_MANAGE)
+            and unit_id != actor.unit_id
+        ):
+            errs.append(CellError(n, "unit_code", code, "you may import only your own unit's rows"))
+        cap = cells.get("capability", "").strip().lower()
+        if cap not in types:
+            errs.append(CellError(n, "capability", cap, "not a current capability type"))
+        key = (code, cap)
+        if key in seen:
+            errs.append(CellError(n, "capability", cap, f"duplicate of row {seen[key]}"))
+        seen.setdefault(key, n)
+        values: dict[str, Any] = {}
+        for col in CAPABILITY_COLUMNS[2:]:
+            if col not in cells:
+                continue
+            value = cells[col]
+            if col.startswith("may_"):
+                b = _bool(value)
+                if b is None:
+                    errs.append(CellError(n, col, value, "write yes or no"))
+                values[col] = bool(b)
+            elif col == "last_validated":
+                if value:
+                    try:
+                        values[col] = date.fromisoformat(value[:10])
+                    except ValueError:
+                        errs.append(CellError(n, col, value, "write a date as YYYY-MM-DD"))
+            elif col == "validated_exercise":
+                values[col] = value or None
+            elif value:
+                try:
+                    values[col] = int(value)
+                except ValueError:
+                    errs.append(CellError(n, col, value, "write a whole number"))
+            elif col == "level":
+                errs.append(CellError(n, col, "", "required"))
+        if not errs:
+            try:
+                valid.append((unit_id or 0, cap, schemas.CapabilityWrite(**values)))
+            except ValidationError as exc:
+                for e in exc.errors():
+                    col = str(e["loc"][0]) if e["loc"] else "row"
+                    errs.append(CellError(n, col, cells.get(col, ""), e["msg"]))
+        report.errors.extend(errs)
+    if report.errors or dry_run:
+        return report
+    for i, (unit_id, cap, write) in enumerate(valid, start=1):
+        _, outcome = service.put_capability(session, actor, unit_id, cap, write, require_own=False)
+        setattr(report, outcome, getattr(report, outcome) + 1)
+        if progress is not None:
+            progress(i, len(valid))
+    report.applied = True
+    return report
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def _yn(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def export_rows(
+    session: Session, viewer: Principal, f: UnitFilters
+) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Unit rows and capability rows as the viewer may see them."""
+    viewer.require(Permission.REGISTRY_EXPORT)
+    unit_rows: list[list[Any]] = []
+    cap_rows: list[list[Any]] = []
+    page = 1
+    while True:
+        units = service.list_units(session, viewer, f, page, 500)
+        for u in units.items:
+            unit_rows.append(
+                [
+                    u.code,
+                    u.name,
+                    u.country,
+                    u.network,
+                    u.base_location,
+                    u.latitude,
+                    u.longitude,
+                    " ".join(u.languages),
+                    u.competent_authority,
+                ]
+            )
+        details = service.unit_details(session, viewer, [u.id for u in units.items])
+        for d in details:
+            for c in d.capabilities:
+                cap_rows.append(
+                    [
+                        d.code,
+                        c.type_code,
+                        c.level,
+                        c.package_size,
+                        c.notice_to_move_hours,
+                        c.self_sufficiency_hours,
+                        _yn(c.may_deploy_abroad),
+                        _yn(c.may_carry_arms_abroad),
+                        _yn(c.may_carry_explosives_abroad),
+                        c.last_validated.isoformat() if c.last_validated else None,
+                        c.validated_exercise,
+                        c.confirmed_on.isoformat(),
+                        _yn(c.stale),
+                    ]
+                )
+        if page >= units.pages:
+            break
+        page += 1
+    return unit_rows, cap_rows
+
+
+def export_csv(
+    session: Session, viewer: Principal, f: UnitFilters, table: str = "capabilities"
+) -> bytes:
+    unit_rows, cap_rows = export_rows(session, viewer, f)
+    out = io.StringIO()
+    w = csv.writer(out)
+    if table == "units":
+        w.writerow(UNIT_COLUMNS)
+        w.writerows(unit_rows)
+    else:
+        w.writerow(CAPABILITY_COLUMNS + EXPORT_ONLY)
+        w.writerows(cap_rows)
+    return out.getvalue().encode("utf-8")
+
+
+def export_xlsx(session: Session, viewer: Principal, f: UnitFilters) -> bytes:
+    unit_rows, cap_rows = export_rows(session, viewer, f)
+    wb = Workbook(write_only=True)
+    caps = wb.create_sheet("capabilities")
+    caps.append(list(CAPABILITY_COLUMNS + EXPORT_ONLY))
+    for row in cap_rows:
+        caps.append(row)
+    units = wb.create_sheet("units")
+    units.append(list(UNIT_COLUMNS))
+    for row in unit_rows:
+        units.append(row)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()

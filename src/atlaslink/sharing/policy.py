@@ -1,0 +1,221 @@
+"""The one place that decides which of a unit's fields a principal may see.
+
+Every way data leaves the platform (API, pages, exports, search, and whatever later issues
+add) asks this module. Audiences are nested, from widest to narrowest:
+
+    network  >  listed countries/units  >  support office  >  matching engine  >  own unit
+
+so a group shared with listed countries is also visible to the support office, and so on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from atlaslink.auth.permissions import Role
+from atlaslink.auth.principal import Principal
+from atlaslink.models import SharingRule, SharingTarget
+
+
+class Audience(StrEnum):
+    NETWORK = "network"
+    LISTED = "listed"
+    SUPPORT_OFFICE = "support_office"
+    MATCHING = "matching"
+    OWN_UNIT = "own_unit"
+
+
+AUDIENCE_LABELS: dict[Audience, str] = {
+    Audience.NETWORK: "Network-wide",
+    Audience.LISTED: "Listed countries or units",
+    Audience.SUPPORT_OFFICE: "Support office",
+    Audience.MATCHING: "Matching engine only (never shown)",
+    Audience.OWN_UNIT: "Own unit only",
+}
+
+
+class FieldGroup(StrEnum):
+    EXISTENCE = "existence"
+    LEVEL = "level"
+    PACKAGE = "package"
+    NOTICE = "notice"
+    TRANSPORT = "transport"
+    CONTACTS = "contacts"
+
+
+FIELD_GROUP_LABELS: dict[FieldGroup, str] = {
+    FieldGroup.EXISTENCE: "Existence of each capability (and legal flags, validation dates)",
+    FieldGroup.LEVEL: "Capability levels",
+    FieldGroup.PACKAGE: "Package size, numbers and self-sufficiency",
+    FieldGroup.NOTICE: "Notice-to-move",
+    FieldGroup.TRANSPORT: "Transport assets",
+    FieldGroup.CONTACTS: "24/7 contact points",
+}
+
+# Groups that describe a capability entry: meaningless unless the entry itself may be seen.
+ENTRY_GROUPS = frozenset({FieldGroup.LEVEL, FieldGroup.PACKAGE, FieldGroup.NOTICE})
+
+# Roles that make someone part of "the network" for network-wide data.
+_NETWORK_ROLES = frozenset(
+    {
+        Role.SUPPORT_OFFICE,
+        Role.UNIT_COMMANDER,
+        Role.DUTY_OFFICER,
+        Role.NATIONAL_CONTACT,
+        Role.OBSERVER,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    audience: Audience = Audience.OWN_UNIT
+    countries: frozenset[str] = frozenset()
+    units: frozenset[int] = frozenset()
+
+
+DEFAULT_RULE = Rule()
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A unit's sharing agreement. Groups without a rule are visible to the own unit only."""
+
+    unit_id: int
+    rules: Mapping[FieldGroup, Rule] = field(default_factory=dict)
+
+    def rule(self, group: FieldGroup) -> Rule:
+        return self.rules.get(group, DEFAULT_RULE)
+
+
+def _open_audiences(viewer: Principal) -> frozenset[Audience]:
+    """Audiences that include this viewer whatever the unit lists."""
+    if viewer.kind == "matching":
+        return frozenset(
+            {Audience.NETWORK, Audience.LISTED, Audience.SUPPORT_OFFICE, Audience.MATCHING}
+        )
+    if viewer.kind != "user" or viewer.role not in _NETWORK_ROLES:
+        return frozenset()
+    if viewer.role is Role.SUPPORT_OFFICE:
+        return frozenset({Audience.NETWORK, Audience.LISTED, Audience.SUPPORT_OFFICE})
+    return frozenset({Audience.NETWORK})
+
+
+def _may_be_listed(viewer: Principal) -> bool:
+    return viewer.kind == "user" and viewer.role in _NETWORK_ROLES
+
+
+def is_own_unit(viewer: Principal, unit_id: int) -> bool:
+    return viewer.kind == "user" and viewer.unit_id is not None and viewer.unit_id == unit_id
+
+
+def can_see(viewer: Principal, agreement: Agreement, group: FieldGroup) -> bool:
+    if is_own_unit(viewer, agreement.unit_id):
+        return True
+    rule = agreement.rule(group)
+    if rule.audience in _open_audiences(viewer):
+        return True
+    if rule.audience is Audience.LISTED and _may_be_listed(viewer):
+        return (viewer.country is not None and viewer.country in rule.countries) or (
+            viewer.unit_id is not None and viewer.unit_id in rule.units
+        )
+    return False
+
+
+def visible_groups(viewer: Principal, agreement: Agreement) -> frozenset[FieldGroup]:
+    seen = {g for g in FieldGroup if can_see(viewer, agreement, g)}
+    if FieldGroup.EXISTENCE not in seen:
+        seen -= ENTRY_GROUPS
+    return frozenset(seen)
+
+
+def beyond_network(agreement: Agreement, groups: Iterable[FieldGroup]) -> list[FieldGroup]:
+    """The groups among ``groups`` that are not visible network-wide (their reads are audited)."""
+    return sorted(
+        (g for g in groups if agreement.rule(g).audience is not Audience.NETWORK),
+        key=list(FieldGroup).index,
+    )
+
+
+def sql_can_see(
+    viewer: Principal, group: FieldGroup, unit_id: ColumnElement[int]
+) -> ColumnElement[bool]:
+    """The same decision as :func:`can_see`, as a SQL condition on a unit id column.
+
+    Used wherever the database filters or searches on shared fields, so that a filter never
+    reveals a value the viewer may not see.
+    """
+    rule = aliased(SharingRule)
+    target = aliased(SharingTarget)
+    options: list[ColumnElement[bool]] = []
+    open_audiences = _open_audiences(viewer)
+    if open_audiences:
+        options.append(rule.audience.in_(sorted(open_audiences)))
+    if _may_be_listed(viewer):
+        hits: list[ColumnElement[bool]] = []
+        if viewer.country is not None:
+            hits.append(target.country_iso2 == viewer.country)
+        if viewer.unit_id is not None:
+            hits.append(target.unit_id == viewer.unit_id)
+        if hits:
+            options.append(
+                and_(
+                    rule.audience == Audience.LISTED.value,
+                    exists(select(target.id).where(target.rule_id == rule.id, or_(*hits))),
+                )
+            )
+    shared: ColumnElement[bool] = (
+        exists(
+            select(rule.id).where(
+                rule.unit_id == unit_id, rule.field_group == group.value, or_(*options)
+            )
+        )
+        if options
+        else false()
+    )
+    own: ColumnElement[bool] = (
+        unit_id == viewer.unit_id
+        if viewer.kind == "user" and viewer.unit_id is not None
+        else false()
+    )
+    condition = or_(own, shared)
+    if group in ENTRY_GROUPS:
+        return and_(condition, sql_can_see(viewer, FieldGroup.EXISTENCE, unit_id))
+    return condition
+
+
+def load_agreements(session: Session, unit_ids: Iterable[int]) -> dict[int, Agreement]:
+    ids = sorted(set(unit_ids))
+    if not ids:
+        return {}
+    rules = session.execute(
+        select(
+            SharingRule.id, SharingRule.unit_id, SharingRule.field_group, SharingRule.audience
+        ).where(SharingRule.unit_id.in_(ids))
+    ).all()
+    listed_ids = [r.id for r in rules if r.audience == Audience.LISTED.value]
+    countries: dict[int, set[str]] = {}
+    units: dict[int, set[int]] = {}
+    if listed_ids:
+        for t in session.execute(
+            select(SharingTarget.rule_id, SharingTarget.country_iso2, SharingTarget.unit_id).where(
+                SharingTarget.rule_id.in_(listed_ids)
+            )
+        ):
+            if t.country_iso2:
+                countries.setdefault(t.rule_id, set()).add(t.country_iso2)
+            if t.unit_id:
+                units.setdefault(t.rule_id, set()).add(t.unit_id)
+    by_unit: dict[int, dict[FieldGroup, Rule]] = {i: {} for i in ids}
+    for r in rules:
+        by_unit[r.unit_id][FieldGroup(r.field_group)] = Rule(
+            audience=Audience(r.audience),
+            countries=frozenset(countries.get(r.id, ())),
+            units=frozenset(units.get(r.id, ())),
+        )
+    return {i: Agreement(unit_id=i, rules=by_unit[i]) for i in ids}

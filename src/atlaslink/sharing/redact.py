@@ -1,0 +1,147 @@
+"""Field-level sharing applied to registry records. The only place that turns stored unit data
+into what a viewer receives; every way out (API, pages, exports, search) goes through here, and
+every value returned beyond network-wide is noted for the read audit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from atlaslink.audit.service import note_read
+from atlaslink.auth.principal import Principal
+from atlaslink.models import CapabilityEntry, CapabilityType, TransportAsset, Unit, UnitContact
+from atlaslink.registry import schemas
+from atlaslink.registry.taxonomy_seed import display_country
+from atlaslink.sharing.policy import Agreement, FieldGroup, beyond_network, visible_groups
+
+G = FieldGroup
+
+
+def stale_before(today: date, stale_after_days: int) -> date:
+    return today - timedelta(days=stale_after_days)
+
+
+def capability(
+    entry: CapabilityEntry, ctype: CapabilityType, groups: frozenset[FieldGroup], stale_cut: date
+) -> schemas.Capability:
+    return schemas.Capability(
+        id=entry.id,
+        type_code=ctype.code,
+        type_name=ctype.name,
+        kind=ctype.kind,
+        may_deploy_abroad=entry.may_deploy_abroad,
+        may_carry_arms_abroad=entry.may_carry_arms_abroad,
+        may_carry_explosives_abroad=entry.may_carry_explosives_abroad,
+        last_validated=entry.last_validated,
+        validated_exercise=entry.validated_exercise,
+        confirmed_on=entry.confirmed_on,
+        stale=entry.confirmed_on < stale_cut,
+        level=entry.level if G.LEVEL in groups else None,
+        package_size=entry.package_size if G.PACKAGE in groups else None,
+        self_sufficiency_hours=entry.self_sufficiency_hours if G.PACKAGE in groups else None,
+        notice_to_move_hours=entry.notice_to_move_hours if G.NOTICE in groups else None,
+    )
+
+
+def _contacts(rows: Sequence[UnitContact]) -> list[schemas.Contact]:
+    return [schemas.Contact(kind=c.kind, label=c.label, value=c.value) for c in rows]  # type: ignore[arg-type]  # kinds are validated on write
+
+
+def unit_summary(
+    viewer: Principal,
+    unit: Unit,
+    agreement: Agreement,
+    *,
+    network_code: str,
+    capability_count: int,
+    contacts: Sequence[UnitContact],
+) -> schemas.UnitSummary:
+    groups = visible_groups(viewer, agreement)
+    shown = [g for g in (G.EXISTENCE, G.CONTACTS) if g in groups]
+    if G.CONTACTS in groups and not contacts:
+        shown.remove(G.CONTACTS)
+    note_read("unit", unit.id, unit.id, [g.value for g in beyond_network(agreement, shown)])
+    return schemas.UnitSummary(
+        id=unit.id,
+        code=unit.code,
+        name=unit.name,
+        country=unit.country_iso2,
+        country_display=display_country(unit.country_iso2),
+        network=network_code,
+        base_location=unit.base_location,
+        latitude=unit.latitude,
+        longitude=unit.longitude,
+        languages=list(unit.languages or []),
+        competent_authority=unit.competent_authority,
+        visible_groups=sorted(groups, key=list(FieldGroup).index),
+        capability_count=capability_count if G.EXISTENCE in groups else None,
+        contacts=_contacts(contacts) if G.CONTACTS in groups else None,
+    )
+
+
+def unit_detail(
+    viewer: Principal,
+    unit: Unit,
+    agreement: Agreement,
+    *,
+    network_code: str,
+    contacts: Sequence[UnitContact],
+    transport: Sequence[TransportAsset],
+    entries: Sequence[tuple[CapabilityEntry, CapabilityType]],
+    stale_cut: date,
+) -> schemas.UnitDetail:
+    groups = visible_groups(viewer, agreement)
+    caps = (
+        [capability(e, t, groups, stale_cut) for e, t in entries] if G.EXISTENCE in groups else []
+    )
+    shown = [g for g in groups if g not in (G.CONTACTS, G.TRANSPORT)] if caps else []
+    if G.CONTACTS in groups and contacts:
+        shown.append(G.CONTACTS)
+    if G.TRANSPORT in groups and transport:
+        shown.append(G.TRANSPORT)
+    note_read("unit", unit.id, unit.id, [g.value for g in beyond_network(agreement, shown)])
+    return schemas.UnitDetail(
+        id=unit.id,
+        code=unit.code,
+        name=unit.name,
+        country=unit.country_iso2,
+        country_display=display_country(unit.country_iso2),
+        network=network_code,
+        base_location=unit.base_location,
+        latitude=unit.latitude,
+        longitude=unit.longitude,
+        languages=list(unit.languages or []),
+        competent_authority=unit.competent_authority,
+        visible_groups=sorted(groups, key=list(FieldGroup).index),
+        capability_count=len(caps) if G.EXISTENCE in groups else None,
+        contacts=_contacts(contacts) if G.CONTACTS in groups else None,
+        transport=[
+            schemas.Transport(
+                kind=t.kind,  # type: ignore[arg-type]  # kinds are validated on write
+                description=t.description,
+                quantity=t.quantity,
+                capacity_persons=t.capacity_persons,
+            )
+            for t in transport
+        ]
+        if G.TRANSPORT in groups
+        else None,
+        capabilities=caps,
+        stale_count=sum(1 for c in caps if c.stale) if G.EXISTENCE in groups else None,
+    )
+
+
+def matrix_cells(
+    viewer: Principal,
+    unit_id: int,
+    agreement: Agreement,
+    entries: Sequence[tuple[CapabilityEntry, CapabilityType]],
+) -> dict[str, int | None]:
+    groups = visible_groups(viewer, agreement)
+    if G.EXISTENCE not in groups:
+        return {}
+    cells = {t.code: (e.level if G.LEVEL in groups else None) for e, t in entries}
+    if cells:
+        shown = [G.EXISTENCE] + ([G.LEVEL] if G.LEVEL in groups else [])
+        note_read("unit", unit_id, unit_id, [g.value for g in beyond_network(agreement, shown)])
+    return cells

@@ -1,0 +1,207 @@
+"""Authorization matrix: role x audience x every way data leaves (API detail, API list, page,
+CSV export, XLSX export, search filters, matrix). The expectations are written out by hand
+from DOMAIN.md §4, not derived from the code under test."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from atlaslink.auth.principal import SYSTEM
+from atlaslink.models import AuditEvent
+from atlaslink.registry import schemas, service
+from atlaslink.sharing.policy import Audience, FieldGroup
+from tests.conftest import unit_id
+
+TARGET = "NL-REIGER"
+# Viewers and how they relate to the target's "listed" audience (countries AT, units DE-FALKE).
+VIEWERS = [
+    "commander.nl",  # own unit
+    "duty.at",  # unit in a listed country
+    "ncp.at",  # contact point of a listed country
+    "duty.de",  # member of a listed unit
+    "ncp.de",  # contact point of a country that is not listed (only one DE unit is)
+    "duty.fr",  # unit in a country that is not listed
+    "support",  # support office
+    "observer",  # observer
+]
+SEES: dict[Audience, set[str]] = {
+    Audience.NETWORK: set(VIEWERS),
+    Audience.LISTED: {"commander.nl", "duty.at", "ncp.at", "duty.de", "support"},
+    Audience.SUPPORT_OFFICE: {"commander.nl", "support"},
+    Audience.MATCHING: {"commander.nl"},
+    Audience.OWN_UNIT: {"commander.nl"},
+}
+PACKAGE, NOTICE, SELF = 977, 313, 271
+CONTACT, HELI = "+00 555 SECRET 0001", "SECRET-HELI-TYPE"
+
+
+def share_all(db: Session, audience: Audience, per_group: dict[FieldGroup, Audience] | None = None) -> int:
+    uid = unit_id(db, TARGET)
+    rules = {
+        g: schemas.SharingRuleIO(
+            audience=(per_group or {}).get(g, audience),
+            countries=["AT"] if (per_group or {}).get(g, audience) is Audience.LISTED else [],
+            units=["DE-FALKE"] if (per_group or {}).get(g, audience) is Audience.LISTED else [],
+        )
+        for g in FieldGroup
+    }
+    service.set_sharing(db, SYSTEM, uid, schemas.SharingAgreementIO(rules=rules))
+    service.update_unit(
+        db, SYSTEM, uid,
+        schemas.UnitUpdate(
+            contacts=[schemas.Contact(kind="phone", label="24/7 desk", value=CONTACT)],
+            transport=[schemas.Transport(kind="helicopter", description=HELI, quantity=2)],
+        ),
+    )
+    service.put_capability(
+        db, SYSTEM, uid, "building",
+        schemas.CapabilityWrite(level=3, package_size=PACKAGE, notice_to_move_hours=NOTICE,
+                                self_sufficiency_hours=SELF, may_deploy_abroad=True),
+    )
+    db.commit()
+    return uid
+
+
+@pytest.fixture
+def setup(db: Session) -> Session:
+    return db
+
+
+def _reiger_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [r for r in rows if r["unit_code"] == TARGET]
+
+
+@pytest.mark.parametrize("audience", list(Audience))
+@pytest.mark.parametrize("viewer", VIEWERS)
+def test_every_way_out_respects_the_audience(setup, api_as, pages_as, audience, viewer):  # type: ignore[no-untyped-def]
+    db = setup
+    uid = share_all(db, audience)
+    sees = viewer in SEES[audience]
+    api = api_as(viewer)
+
+    # 1. API: the unit's profile
+    d = api.get(f"/api/v1/units/{uid}").json()
+    building = [c for c in d["capabilities"] if c["type_code"] == "building"]
+    assert bool(building) == sees, "API detail: existence"
+    assert (d["contacts"] is not None) == sees, "API detail: contacts"
+    assert (d["transport"] is not None) == sees, "API detail: transport"
+    if sees:
+        assert building[0]["level"] == 3
+        assert building[0]["package_size"] == PACKAGE
+        assert building[0]["notice_to_move_hours"] == NOTICE
+        assert d["contacts"][0]["value"] == CONTACT
+    assert (CONTACT in str(d)) == sees and (str(PACKAGE) in str(d)) == sees
+
+    # 2. API: the directory listing
+    listing = api.get("/api/v1/units", params={"q": TARGET}).json()
+    (item,) = listing["items"]
+    assert (item["capability_count"] is not None) == sees, "API list: capability count"
+    assert (item["contacts"] is not None) == sees, "API list: contacts"
+
+    # 3. Page: the unit profile
+    html = pages_as(viewer).get(f"/units/{uid}").text
+    assert (CONTACT in html) == sees, "page: contacts"
+    assert (HELI in html) == sees, "page: transport"
+    assert (f">{PACKAGE}<" in html) == sees, "page: package size"
+    assert (f">{NOTICE}<" in html) == sees, "page: notice-to-move"
+
+    # 4. CSV export
+    body = api.get("/api/v1/export", params={"format": "csv"}).text
+    rows = _reiger_rows(list(csv.DictReader(io.StringIO(body))))
+    assert any(r["capability"] == "building" for r in rows) == sees, "CSV: existence"
+    assert any(r["package_size"] == str(PACKAGE) for r in rows) == sees, "CSV: package"
+    assert any(r["notice_to_move_hours"] == str(NOTICE) for r in rows) == sees, "CSV: notice"
+
+    # 5. XLSX export
+    wb = load_workbook(io.BytesIO(api.get("/api/v1/export", params={"format": "xlsx"}).content))
+    sheet = list(wb["capabilities"].iter_rows(values_only=True))
+    head = list(sheet[0])
+    xrows = [dict(zip(head, r, strict=True)) for r in sheet[1:] if r[0] == TARGET]
+    assert any(r["capability"] == "building" for r in xrows) == sees, "XLSX: existence"
+    assert any(r["package_size"] == PACKAGE for r in xrows) == sees, "XLSX: package"
+    assert any(r["level"] == 3 and r["capability"] == "building" for r in xrows) == sees
+
+    # 6. Search: filtering on a value must not reveal it
+    found = api.get("/api/v1/units", params={"q": TARGET, "capability": "building", "min_level": 3}).json()
+    assert (found["total"] == 1) == sees, "search by level"
+    found = api.get("/api/v1/units", params={"q": TARGET, "capability": "building"}).json()
+    assert (found["total"] == 1) == sees, "search by existence"
+    page_search = pages_as(viewer).get("/units", params={"q": TARGET, "capability": "building", "min_level": 3}).text
+    assert (f"/units/{uid}\"" in page_search) == sees, "page search"
+
+    # 7. Matrix
+    m = api.get("/api/v1/matrix", params={"q": TARGET}).json()
+    cells = m["rows"]["items"][0]["cells"]
+    assert (cells.get("building") == 3) == sees, "matrix"
+    mhtml = pages_as(viewer).get("/matrix", params={"q": TARGET}).text
+    assert ('title="Building: 3 ·' in mhtml) == sees, "matrix page"
+
+
+@pytest.mark.parametrize("audience", [Audience.LISTED, Audience.SUPPORT_OFFICE])
+def test_reads_beyond_network_are_audited(setup, api_as, audience):  # type: ignore[no-untyped-def]
+    db = setup
+    uid = share_all(db, audience)
+    before = db.scalar(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1))
+    viewer = "support"
+    assert api_as(viewer).get(f"/api/v1/units/{uid}").status_code == 200
+    events = db.scalars(
+        select(AuditEvent).where(AuditEvent.seq > before, AuditEvent.action == "read")
+    ).all()
+    assert len(events) == 1
+    (ev,) = events
+    assert ev.actor_label == viewer
+    objects = ev.after["objects"]  # type: ignore[index]
+    assert {"type": "unit", "id": str(uid), "groups": sorted(
+        ["contacts", "existence", "level", "notice", "package", "transport"])} in objects
+
+
+def test_network_wide_reads_are_not_audited(setup, api_as):  # type: ignore[no-untyped-def]
+    db = setup
+    uid = share_all(db, Audience.NETWORK)
+    before = db.scalar(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1))
+    assert api_as("observer").get(f"/api/v1/units/{uid}").status_code == 200
+    assert db.scalars(select(AuditEvent).where(AuditEvent.seq > before, AuditEvent.action == "read")).all() == []
+
+
+def test_groups_are_independent_and_existence_gates_entry_fields(setup, api_as):  # type: ignore[no-untyped-def]
+    db = setup
+    A = Audience
+    uid = share_all(db, A.NETWORK, {
+        FieldGroup.LEVEL: A.MATCHING,
+        FieldGroup.PACKAGE: A.LISTED,
+        FieldGroup.NOTICE: A.SUPPORT_OFFICE,
+        FieldGroup.TRANSPORT: A.OWN_UNIT,
+    })
+    d = api_as("duty.at").get(f"/api/v1/units/{uid}").json()
+    (b,) = [c for c in d["capabilities"] if c["type_code"] == "building"]
+    assert b["level"] is None and b["package_size"] == PACKAGE and b["notice_to_move_hours"] is None
+    assert d["transport"] is None and d["contacts"][0]["value"] == CONTACT
+    assert d["visible_groups"] == ["existence", "package", "contacts"]
+    # Matching-engine-only is never shown, not even to the support office.
+    s = api_as("support").get(f"/api/v1/units/{uid}").json()
+    (b,) = [c for c in s["capabilities"] if c["type_code"] == "building"]
+    assert b["level"] is None and b["notice_to_move_hours"] == NOTICE
+
+    # A level shared network-wide is still hidden when the entry's existence is not.
+    uid = share_all(db, A.NETWORK, {FieldGroup.EXISTENCE: A.OWN_UNIT})
+    d = api_as("duty.at").get(f"/api/v1/units/{uid}").json()
+    assert d["capabilities"] == [] and d["capability_count"] is None
+    assert api_as("duty.at").get("/api/v1/units", params={"q": TARGET, "min_level": 3}).json()["total"] == 0
+
+
+def test_platform_admin_sees_no_unit_data(client, api_as, pages_as, db):  # type: ignore[no-untyped-def]
+    api = api_as("admin")
+    uid = unit_id(db, TARGET)
+    for path in (f"/api/v1/units/{uid}", "/api/v1/units", "/api/v1/matrix", "/api/v1/export"):
+        r = api.get(path)
+        assert r.status_code == 403, path
+        assert r.headers["content-type"].startswith("application/problem+json")
+    pages = pages_as("admin")
+    for path in (f"/units/{uid}", "/units", "/matrix", "/map", "/registry/export.csv"):
+        assert pages.get(path).status_code == 403, path
