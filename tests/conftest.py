@@ -92,8 +92,14 @@ def load_demo(engine: Engine) -> None:
             ("ncp.at", Role.NATIONAL_CONTACT, None, "AT"),
         ):
             auth.create_user(
-                s, SYSTEM, username=username, display_name=username, role=role,
-                password=PASSWORD, unit_code=unit, country=country,
+                s,
+                SYSTEM,
+                username=username,
+                display_name=username,
+                role=role,
+                password=PASSWORD,
+                unit_code=unit,
+                country=country,
                 totp_secret=totp_secret(username),
             )
         s.commit()

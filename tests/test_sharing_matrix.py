@@ -41,7 +41,9 @@ PACKAGE, NOTICE, SELF = 977, 313, 271
 CONTACT, HELI = "+00 555 SECRET 0001", "SECRET-HELI-TYPE"
 
 
-def share_all(db: Session, audience: Audience, per_group: dict[FieldGroup, Audience] | None = None) -> int:
+def share_all(
+    db: Session, audience: Audience, per_group: dict[FieldGroup, Audience] | None = None
+) -> int:
     uid = unit_id(db, TARGET)
     rules = {
         g: schemas.SharingRuleIO(
@@ -53,16 +55,26 @@ def share_all(db: Session, audience: Audience, per_group: dict[FieldGroup, Audie
     }
     service.set_sharing(db, SYSTEM, uid, schemas.SharingAgreementIO(rules=rules))
     service.update_unit(
-        db, SYSTEM, uid,
+        db,
+        SYSTEM,
+        uid,
         schemas.UnitUpdate(
             contacts=[schemas.Contact(kind="phone", label="24/7 desk", value=CONTACT)],
             transport=[schemas.Transport(kind="helicopter", description=HELI, quantity=2)],
         ),
     )
     service.put_capability(
-        db, SYSTEM, uid, "building",
-        schemas.CapabilityWrite(level=3, package_size=PACKAGE, notice_to_move_hours=NOTICE,
-                                self_sufficiency_hours=SELF, may_deploy_abroad=True),
+        db,
+        SYSTEM,
+        uid,
+        "building",
+        schemas.CapabilityWrite(
+            level=3,
+            package_size=PACKAGE,
+            notice_to_move_hours=NOTICE,
+            self_sufficiency_hours=SELF,
+            may_deploy_abroad=True,
+        ),
     )
     db.commit()
     return uid
@@ -128,12 +140,18 @@ def test_every_way_out_respects_the_audience(setup, api_as, pages_as, audience, 
     assert any(r["level"] == 3 and r["capability"] == "building" for r in xrows) == sees
 
     # 6. Search: filtering on a value must not reveal it
-    found = api.get("/api/v1/units", params={"q": TARGET, "capability": "building", "min_level": 3}).json()
+    found = api.get(
+        "/api/v1/units", params={"q": TARGET, "capability": "building", "min_level": 3}
+    ).json()
     assert (found["total"] == 1) == sees, "search by level"
     found = api.get("/api/v1/units", params={"q": TARGET, "capability": "building"}).json()
     assert (found["total"] == 1) == sees, "search by existence"
-    page_search = pages_as(viewer).get("/units", params={"q": TARGET, "capability": "building", "min_level": 3}).text
-    assert (f"/units/{uid}\"" in page_search) == sees, "page search"
+    page_search = (
+        pages_as(viewer)
+        .get("/units", params={"q": TARGET, "capability": "building", "min_level": 3})
+        .text
+    )
+    assert (f'/units/{uid}"' in page_search) == sees, "page search"
 
     # 7. Matrix
     m = api.get("/api/v1/matrix", params={"q": TARGET}).json()
@@ -157,8 +175,11 @@ def test_reads_beyond_network_are_audited(setup, api_as, audience):  # type: ign
     (ev,) = events
     assert ev.actor_label == viewer
     objects = ev.after["objects"]  # type: ignore[index]
-    assert {"type": "unit", "id": str(uid), "groups": sorted(
-        ["contacts", "existence", "level", "notice", "package", "transport"])} in objects
+    assert {
+        "type": "unit",
+        "id": str(uid),
+        "groups": sorted(["contacts", "existence", "level", "notice", "package", "transport"]),
+    } in objects
 
 
 def test_network_wide_reads_are_not_audited(setup, api_as):  # type: ignore[no-untyped-def]
@@ -166,18 +187,27 @@ def test_network_wide_reads_are_not_audited(setup, api_as):  # type: ignore[no-u
     uid = share_all(db, Audience.NETWORK)
     before = db.scalar(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1))
     assert api_as("observer").get(f"/api/v1/units/{uid}").status_code == 200
-    assert db.scalars(select(AuditEvent).where(AuditEvent.seq > before, AuditEvent.action == "read")).all() == []
+    assert (
+        db.scalars(
+            select(AuditEvent).where(AuditEvent.seq > before, AuditEvent.action == "read")
+        ).all()
+        == []
+    )
 
 
 def test_groups_are_independent_and_existence_gates_entry_fields(setup, api_as):  # type: ignore[no-untyped-def]
     db = setup
     A = Audience
-    uid = share_all(db, A.NETWORK, {
-        FieldGroup.LEVEL: A.MATCHING,
-        FieldGroup.PACKAGE: A.LISTED,
-        FieldGroup.NOTICE: A.SUPPORT_OFFICE,
-        FieldGroup.TRANSPORT: A.OWN_UNIT,
-    })
+    uid = share_all(
+        db,
+        A.NETWORK,
+        {
+            FieldGroup.LEVEL: A.MATCHING,
+            FieldGroup.PACKAGE: A.LISTED,
+            FieldGroup.NOTICE: A.SUPPORT_OFFICE,
+            FieldGroup.TRANSPORT: A.OWN_UNIT,
+        },
+    )
     d = api_as("duty.at").get(f"/api/v1/units/{uid}").json()
     (b,) = [c for c in d["capabilities"] if c["type_code"] == "building"]
     assert b["level"] is None and b["package_size"] == PACKAGE and b["notice_to_move_hours"] is None
@@ -192,7 +222,10 @@ def test_groups_are_independent_and_existence_gates_entry_fields(setup, api_as):
     uid = share_all(db, A.NETWORK, {FieldGroup.EXISTENCE: A.OWN_UNIT})
     d = api_as("duty.at").get(f"/api/v1/units/{uid}").json()
     assert d["capabilities"] == [] and d["capability_count"] is None
-    assert api_as("duty.at").get("/api/v1/units", params={"q": TARGET, "min_level": 3}).json()["total"] == 0
+    assert (
+        api_as("duty.at").get("/api/v1/units", params={"q": TARGET, "min_level": 3}).json()["total"]
+        == 0
+    )
 
 
 def test_platform_admin_sees_no_unit_data(client, api_as, pages_as, db):  # type: ignore[no-untyped-def]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import secrets
@@ -28,7 +29,7 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 MIN_PASSWORD_LENGTH = 12
-TOKEN_PREFIX = "atl_"
+TOKEN_PREFIX = "atl_"  # noqa: S105 - a public marker that tells tokens apart, not a secret
 
 
 def sha256(value: str) -> str:
@@ -168,10 +169,8 @@ def check_password(session: Session, username: str, password: str) -> User:
     now = utcnow()
     user = session.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None or user.disabled:
-        try:
+        with contextlib.suppress(VerificationError):
             _hasher.verify(_DUMMY_HASH, password)
-        except VerificationError:
-            pass
         raise Unauthenticated(LOGIN_FAILED)
     if _is_locked(user, now):
         raise Locked("Too many failed attempts: this account is locked for a while. Try later.")

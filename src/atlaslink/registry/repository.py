@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, Text, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, Text, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from atlaslink.auth.principal import Principal

@@ -230,7 +230,7 @@ def _type_out(t: CapabilityType) -> schemas.CapabilityType:
     return schemas.CapabilityType(
         id=t.id,
         code=t.code,
-        kind=t.kind,  # type: ignore[arg-type]  # validated on write
+        kind=t.kind,
         name=t.name,
         description=t.description,
         rtlt_id=t.rtlt_id,
@@ -341,13 +341,13 @@ def update_unit(session: Session, actor: Principal, unit_id: int, data: schemas.
                 raise Invalid(f"'{name}' cannot be empty.")
             setattr(unit, name, value)
     if data.contacts is not None:
-        for c in repo.contacts_of(session, [unit.id])[unit.id]:
-            session.delete(c)
+        for old_contact in repo.contacts_of(session, [unit.id])[unit.id]:
+            session.delete(old_contact)
         for c in data.contacts:
             session.add(UnitContact(unit_id=unit.id, kind=c.kind, label=c.label, value=c.value))
     if data.transport is not None:
-        for t in repo.transport_of(session, [unit.id])[unit.id]:
-            session.delete(t)
+        for old_asset in repo.transport_of(session, [unit.id])[unit.id]:
+            session.delete(old_asset)
         for t in data.transport:
             session.add(
                 TransportAsset(
@@ -549,12 +549,14 @@ def set_sharing(
             session.add(rule_row)
             session.flush()
         rule_row.audience = audience.value
-        for t in session.scalars(select(SharingTarget).where(SharingTarget.rule_id == rule_row.id)):
-            session.delete(t)
+        for target in session.scalars(
+            select(SharingTarget).where(SharingTarget.rule_id == rule_row.id)
+        ):
+            session.delete(target)
         for c in countries:
             session.add(SharingTarget(rule_id=rule_row.id, country_iso2=c))
-        for u in unit_ids:
-            session.add(SharingTarget(rule_id=rule_row.id, unit_id=u))
+        for listed_id in unit_ids:
+            session.add(SharingTarget(rule_id=rule_row.id, unit_id=listed_id))
     session.flush()
     after = get_sharing(session, actor, unit_id) if actor.unit_id == unit_id else data
     if before is None or after != before:

@@ -7,6 +7,7 @@ Exports are built from the sharing module's output, so they hold only what the v
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Callable, Iterator
@@ -91,10 +92,8 @@ def _rows_from_csv(data: bytes) -> Iterator[list[str]]:
     except UnicodeDecodeError:
         raise Invalid("The CSV file is not UTF-8 text.") from None
     dialect: type[csv.Dialect] | csv.Dialect = csv.excel
-    try:
+    with contextlib.suppress(csv.Error):
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        pass
     yield from csv.reader(io.StringIO(text), dialect)
 
 

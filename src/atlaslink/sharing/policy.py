@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from atlaslink.auth.permissions import Role
 from atlaslink.auth.principal import Principal
@@ -143,7 +143,9 @@ def beyond_network(agreement: Agreement, groups: Iterable[FieldGroup]) -> list[F
 
 
 def sql_can_see(
-    viewer: Principal, group: FieldGroup, unit_id: ColumnElement[int]
+    viewer: Principal,
+    group: FieldGroup,
+    unit_id: ColumnElement[int] | InstrumentedAttribute[int],
 ) -> ColumnElement[bool]:
     """The same decision as :func:`can_see`, as a SQL condition on a unit id column.
 

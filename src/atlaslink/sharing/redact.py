@@ -44,7 +44,7 @@ def capability(
 
 
 def _contacts(rows: Sequence[UnitContact]) -> list[schemas.Contact]:
-    return [schemas.Contact(kind=c.kind, label=c.label, value=c.value) for c in rows]  # type: ignore[arg-type]  # kinds are validated on write
+    return [schemas.Contact(kind=c.kind, label=c.label, value=c.value) for c in rows]
 
 
 def unit_summary(
@@ -94,7 +94,9 @@ def unit_detail(
     caps = (
         [capability(e, t, groups, stale_cut) for e, t in entries] if G.EXISTENCE in groups else []
     )
-    shown = [g for g in groups if g not in (G.CONTACTS, G.TRANSPORT)] if caps else []
+    shown: list[FieldGroup] = (
+        [g for g in groups if g not in (G.CONTACTS, G.TRANSPORT)] if caps else []
+    )
     if G.CONTACTS in groups and contacts:
         shown.append(G.CONTACTS)
     if G.TRANSPORT in groups and transport:
@@ -117,7 +119,7 @@ def unit_detail(
         contacts=_contacts(contacts) if G.CONTACTS in groups else None,
         transport=[
             schemas.Transport(
-                kind=t.kind,  # type: ignore[arg-type]  # kinds are validated on write
+                kind=t.kind,
                 description=t.description,
                 quantity=t.quantity,
                 capacity_persons=t.capacity_persons,

@@ -1,4 +1,4 @@
-"""Registry pages: start page, directory, unit profile and editing, sharing, matrix, map, taxonomy."""
+"""Registry pages: start, directory, unit profile and editing, sharing, matrix, map, taxonomy."""
 
 from __future__ import annotations
 
@@ -116,12 +116,12 @@ def unit_edit_submit(
             languages=[x for x in languages.replace(",", " ").split() if x],
             competent_authority=competent_authority,
             contacts=[
-                schemas.Contact(kind=k, label=lbl, value=v)  # type: ignore[arg-type]
+                schemas.Contact(kind=k, label=lbl, value=v)
                 for k, lbl, v in _lines(contacts, 3, "Contacts")
             ],
             transport=[
                 schemas.Transport(
-                    kind=k,  # type: ignore[arg-type]
+                    kind=k,
                     description=d,
                     quantity=int(q or 1),
                     capacity_persons=int(c) if c else None,
@@ -215,7 +215,7 @@ def _save_capabilities(
                         may_deploy_abroad=f"{t.code}.may_deploy_abroad" in form,
                         may_carry_arms_abroad=f"{t.code}.may_carry_arms_abroad" in form,
                         may_carry_explosives_abroad=f"{t.code}.may_carry_explosives_abroad" in form,
-                        last_validated=str(form.get(f"{t.code}.last_validated", "")) or None,  # type: ignore[arg-type]
+                        last_validated=str(form.get(f"{t.code}.last_validated", "")) or None,
                         validated_exercise=str(form.get(f"{t.code}.validated_exercise", ""))
                         or None,
                     ),
@@ -367,7 +367,7 @@ def taxonomy_add(
     try:
         data = schemas.CapabilityTypeCreate(
             code=code.strip(), kind=kind, name=name.strip(), rtlt_id=rtlt_id.strip() or None
-        )  # type: ignore[arg-type]
+        )
         service.create_type(db, page.principal, data)
     except (ValidationError, DomainError) as exc:
         return render(
