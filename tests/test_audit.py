@@ -33,15 +33,23 @@ def _change_something(db: Session) -> None:
 def test_changes_are_recorded_with_before_and_after(api_as, db: Session) -> None:  # type: ignore[no-untyped-def]
     uid = unit_id(db, "AT-ADLER")
     r = api_as("duty.at").put(
-        f"/api/v1/units/{uid}/capabilities/canine", json={"level": 2, "package_size": 4},
+        f"/api/v1/units/{uid}/capabilities/canine",
+        json={"level": 2, "package_size": 4},
         headers={"X-Request-ID": "req-canine-1"},
     )
     assert r.status_code == 200, r.text
     ev = db.scalars(
-        select(AuditEvent).where(AuditEvent.object_type == "capability").order_by(AuditEvent.seq.desc())
+        select(AuditEvent)
+        .where(AuditEvent.object_type == "capability")
+        .order_by(AuditEvent.seq.desc())
     ).first()
     assert ev is not None
-    assert (ev.actor_label, ev.object_type, ev.unit_id, ev.request_id) == ("duty.at", "capability", uid, "req-canine-1")
+    assert (ev.actor_label, ev.object_type, ev.unit_id, ev.request_id) == (
+        "duty.at",
+        "capability",
+        uid,
+        "req-canine-1",
+    )
     assert ev.action in ("capability.create", "capability.update")
     assert ev.after is not None and ev.after["level"] == 2 and ev.after["package_size"] == 4
 
@@ -55,12 +63,10 @@ def test_intact_chain_verifies(db: Session) -> None:
 def test_the_database_refuses_to_change_audit_events(db: Session) -> None:
     _change_something(db)
     db.flush()
-    with pytest.raises(DBAPIError):
-        with db.begin_nested():
-            db.execute(text("UPDATE audit_events SET actor_label = 'mallory'"))
-    with pytest.raises(DBAPIError):
-        with db.begin_nested():
-            db.execute(text("DELETE FROM audit_events"))
+    with pytest.raises(DBAPIError), db.begin_nested():
+        db.execute(text("UPDATE audit_events SET actor_label = 'mallory'"))
+    with pytest.raises(DBAPIError), db.begin_nested():
+        db.execute(text("DELETE FROM audit_events"))
 
 
 def _last_seqs(db: Session, n: int) -> list[int]:
@@ -114,9 +120,15 @@ def test_support_office_sees_snapshots_only_where_shared(api_as, db: Session) ->
     uid = unit_id(db, "NL-REIGER")
     rules = {g: schemas.SharingRuleIO(audience=Audience.OWN_UNIT) for g in FieldGroup}
     service.set_sharing(db, SYSTEM, uid, schemas.SharingAgreementIO(rules=rules))
-    service.put_capability(db, SYSTEM, uid, "building", schemas.CapabilityWrite(level=3, package_size=977))
+    service.put_capability(
+        db, SYSTEM, uid, "building", schemas.CapabilityWrite(level=3, package_size=977)
+    )
     db.commit()
-    support = api_as("support").get("/api/v1/audit", params={"object_type": "capability", "unit_id": uid}).json()
+    support = (
+        api_as("support")
+        .get("/api/v1/audit", params={"object_type": "capability", "unit_id": uid})
+        .json()
+    )
     assert support["items"], "the event itself is listed"
     assert all(e["withheld"] and e["after"] is None for e in support["items"])
     assert "977" not in str(support)
@@ -124,10 +136,18 @@ def test_support_office_sees_snapshots_only_where_shared(api_as, db: Session) ->
     rules = {g: schemas.SharingRuleIO(audience=Audience.SUPPORT_OFFICE) for g in FieldGroup}
     service.set_sharing(db, SYSTEM, uid, schemas.SharingAgreementIO(rules=rules))
     db.commit()
-    support = api_as("support").get("/api/v1/audit", params={"object_type": "capability", "unit_id": uid}).json()
+    support = (
+        api_as("support")
+        .get("/api/v1/audit", params={"object_type": "capability", "unit_id": uid})
+        .json()
+    )
     assert "977" in str(support)
     # A platform admin sees that something changed, never the unit's values.
-    admin = api_as("admin").get("/api/v1/audit", params={"object_type": "capability", "unit_id": uid}).json()
+    admin = (
+        api_as("admin")
+        .get("/api/v1/audit", params={"object_type": "capability", "unit_id": uid})
+        .json()
+    )
     assert admin["items"] and "977" not in str(admin)
     # Whom a unit trusts is its own business.
     sharing = api_as("support").get("/api/v1/audit", params={"action": "sharing."}).json()

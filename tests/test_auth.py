@@ -82,8 +82,15 @@ def test_a_totp_code_is_accepted_once(client: TestClient, db: Session) -> None:
 
 
 def test_new_user_enrols_totp_with_a_qr_code(client: TestClient, db: Session) -> None:
-    auth.create_user(db, SYSTEM, username="new.duty", display_name="New", role=Role.DUTY_OFFICER,
-                     password=PASSWORD, unit_code="AT-ADLER")
+    auth.create_user(
+        db,
+        SYSTEM,
+        username="new.duty",
+        display_name="New",
+        role=Role.DUTY_OFFICER,
+        password=PASSWORD,
+        unit_code="AT-ADLER",
+    )
     db.commit()
     r = _password_step(client, "new.duty", PASSWORD)
     assert r.headers["location"].startswith("/account/enrol")
@@ -119,7 +126,9 @@ def test_every_role_with_unit_data_requires_totp() -> None:
 
 
 @pytest.mark.parametrize(("field", "minutes"), [("last_seen_at", 31), ("created_at", 12 * 60 + 1)])
-def test_sessions_expire_when_idle_or_too_old(pages_as, db: Session, field: str, minutes: int) -> None:  # type: ignore[no-untyped-def]
+def test_sessions_expire_when_idle_or_too_old(
+    pages_as, db: Session, field: str, minutes: int
+) -> None:  # type: ignore[no-untyped-def]
     c = pages_as("duty.at")
     assert c.get("/units").status_code == 200
     ws = db.scalars(select(WebSession).order_by(WebSession.id.desc())).first()
@@ -160,7 +169,11 @@ def test_api_tokens_are_created_listed_revoked_and_stored_hashed(api_as, db: Ses
     from atlaslink.models import ApiToken
 
     stored = db.scalar(select(ApiToken).where(ApiToken.id == created["id"]))
-    assert stored is not None and token not in stored.token_hash and stored.token_hash == auth.sha256(token)
+    assert (
+        stored is not None
+        and token not in stored.token_hash
+        and stored.token_hash == auth.sha256(token)
+    )
     other = TestClient(api.app, headers={"Authorization": f"Bearer {token}"})
     assert other.get("/api/v1/me").json()["username"] == "duty.at"
     assert api.delete(f"/api/v1/tokens/{created['id']}").status_code == 200
@@ -189,10 +202,17 @@ def test_only_admins_manage_users(api_as) -> None:  # type: ignore[no-untyped-de
     assert api_as("support").get("/api/v1/users").status_code == 403
     admin = api_as("admin")
     assert admin.get("/api/v1/users").json()["total"] >= 9
-    r = admin.post("/api/v1/users", json={"username": "x", "role": "duty_officer", "password": "short"})
+    r = admin.post(
+        "/api/v1/users", json={"username": "x", "role": "duty_officer", "password": "short"}
+    )
     assert r.status_code == 422
     r = admin.post(
         "/api/v1/users",
-        json={"username": "cmd.x", "role": "unit_commander", "password": PASSWORD, "unit_code": "NOPE-1"},
+        json={
+            "username": "cmd.x",
+            "role": "unit_commander",
+            "password": PASSWORD,
+            "unit_code": "NOPE-1",
+        },
     )
     assert r.status_code == 422 and "no unit" in r.json()["detail"]

@@ -228,13 +228,18 @@ def import_capabilities(
                     errs.append(CellError(n, col, value, "write a whole number"))
             elif col == "level":
                 errs.append(CellError(n, col, "", "required"))
-        if not errs:
-            try:
-                valid.append((unit_id or 0, cap, schemas.CapabilityWrite(**values)))
-            except ValidationError as exc:
-                for e in exc.errors():
-                    col = str(e["loc"][0]) if e["loc"] else "row"
+        # Check value ranges even when other cells failed, so one pass names every bad cell.
+        flagged = {e.column for e in errs}
+        try:
+            write = schemas.CapabilityWrite(**values)
+        except ValidationError as exc:
+            for e in exc.errors():
+                col = str(e["loc"][0]) if e["loc"] else "row"
+                if col not in flagged:
                     errs.append(CellError(n, col, cells.get(col, ""), e["msg"]))
+        else:
+            if not errs:
+                valid.append((unit_id or 0, cap, write))
         report.errors.extend(errs)
     if report.errors or dry_run:
         return report

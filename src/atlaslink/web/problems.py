@@ -21,7 +21,9 @@ PROBLEM_JSON = "application/problem+json"
 def wants_html(request: Request) -> bool:
     if request.url.path.startswith("/api/") or request.url.path in ("/healthz", "/readyz"):
         return False
-    return "text/html" in request.headers.get("accept", "text/html")
+    accept = request.headers.get("accept", "")
+    # Pages answer in HTML unless the caller asks for JSON only.
+    return "text/html" in accept or "json" not in accept
 
 
 def problem(

@@ -1,0 +1,169 @@
+"""Spreadsheet import (all or nothing, idempotent, errors per row and cell) and export."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from fastapi.testclient import TestClient
+from openpyxl import Workbook, load_workbook
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from atlaslink.models import AuditEvent, CapabilityEntry
+from tests.conftest import csrf_of, unit_id
+
+HEADER = "unit_code,capability,level,package_size,notice_to_move_hours,self_sufficiency_hours,may_deploy_abroad,may_carry_arms_abroad,may_carry_explosives_abroad,last_validated,validated_exercise\n"
+GOOD = HEADER + (
+    "AT-ADLER,canine,2,6,4,24,yes,no,no,2026-05-01,Exercise ALPINE KEY\n"
+    "AT-ADLER,combat_diving,1,4,12,,no,no,no,,\n"
+    "DE-FALKE,drones,3,8,2,48,yes,yes,no,2026-03-03,\n"
+)
+
+
+def _upload(api: TestClient, body: bytes, name: str = "caps.csv", dry_run: bool = False):  # type: ignore[no-untyped-def]
+    return api.post(
+        "/api/v1/import", params={"dry_run": dry_run}, files={"file": (name, body, "text/csv")}
+    )
+
+
+def _count(db: Session) -> int:
+    db.expire_all()
+    return db.scalar(select(func.count(CapabilityEntry.id))) or 0
+
+
+def _audit_count(db: Session) -> int:
+    return (
+        db.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.object_type == "capability"))
+        or 0
+    )
+
+
+def test_import_applies_and_reimport_changes_nothing(api_as, db: Session) -> None:  # type: ignore[no-untyped-def]
+    api = api_as("support")
+    r = _upload(api, GOOD.encode())
+    assert r.status_code == 200, r.text
+    first = r.json()
+    assert first["applied"] and first["rows"] == 3
+    assert first["created"] + first["updated"] + first["unchanged"] == 3
+    entries, events = _count(db), _audit_count(db)
+    again = _upload(api, GOOD.encode()).json()
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 3)
+    assert _count(db) == entries and _audit_count(db) == events
+    uid = unit_id(db, "AT-ADLER")
+    canine = db.scalar(
+        select(CapabilityEntry).where(
+            CapabilityEntry.unit_id == uid, CapabilityEntry.package_size == 6
+        )
+    )
+    assert canine is not None and canine.level == 2 and canine.may_deploy_abroad
+
+
+def test_one_bad_row_applies_nothing_and_names_row_and_cell(api_as, db: Session) -> None:  # type: ignore[no-untyped-def]
+    body = (
+        GOOD
+        + "AT-ADLER,flying_carpet,5,x,,,maybe,no,no,01/02/2026,\nXX-NONE,canine,1,,,,no,no,no,,\n"
+    )
+    before = _count(db)
+    r = _upload(api_as("support"), body.encode())
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    errors = {(e["row"], e["column"]) for e in r.json()["errors"]}
+    assert {
+        (5, "capability"),
+        (5, "package_size"),
+        (5, "may_deploy_abroad"),
+        (5, "last_validated"),
+        (6, "unit_code"),
+    } <= errors
+    level = [e for e in r.json()["errors"] if e["row"] == 5 and e["column"] == "level"]
+    assert level and "3" in level[0]["message"]
+    assert r.json()["applied"] is False
+    assert _count(db) == before
+
+
+def test_missing_columns_and_duplicates_are_reported(api_as) -> None:  # type: ignore[no-untyped-def]
+    r = _upload(api_as("support"), b"unit_code,level\nAT-ADLER,2\n")
+    assert r.status_code == 422
+    assert {
+        "row": 1,
+        "column": "capability",
+        "value": "",
+        "message": "required column is missing",
+    } in r.json()["errors"]
+    dup = HEADER + "AT-ADLER,canine,2,,,,no,no,no,,\nAT-ADLER,canine,3,,,,no,no,no,,\n"
+    r = _upload(api_as("support"), dup.encode())
+    assert any("duplicate of row 2" in e["message"] for e in r.json()["errors"])
+
+
+def test_dry_run_validates_without_applying(api_as, db: Session) -> None:  # type: ignore[no-untyped-def]
+    before = _count(db)
+    r = _upload(api_as("support"), GOOD.encode(), dry_run=True)
+    assert r.status_code == 200 and r.json()["applied"] is False
+    assert _count(db) == before
+
+
+def test_xlsx_import(api_as, db: Session) -> None:  # type: ignore[no-untyped-def]
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "capabilities"
+    for line in GOOD.strip().splitlines():
+        ws.append([int(c) if c.isdigit() else c for c in line.split(",")])
+    buf = io.BytesIO()
+    wb.save(buf)
+    r = api_as("support").post(
+        "/api/v1/import", files={"file": ("caps.xlsx", buf.getvalue(), "application/octet-stream")}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["applied"]
+
+
+def test_commander_imports_only_own_unit_rows(api_as) -> None:  # type: ignore[no-untyped-def]
+    r = _upload(api_as("commander.at"), GOOD.encode())
+    assert r.status_code == 422
+    assert [(e["row"], e["column"]) for e in r.json()["errors"]] == [(4, "unit_code")]
+    own = HEADER + "AT-ADLER,canine,2,6,4,24,yes,no,no,2026-05-01,\n"
+    assert _upload(api_as("commander.at"), own.encode()).status_code == 200
+    assert _upload(api_as("duty.at"), own.encode()).status_code == 403
+
+
+def test_unreadable_files_get_a_clear_error(api_as) -> None:  # type: ignore[no-untyped-def]
+    api = api_as("support")
+    r = _upload(api, b"\x00\x01garbage", name="caps.xlsx")
+    assert r.status_code == 422 and "XLSX" in r.json()["detail"]
+    r = _upload(api, b"a,b", name="caps.pdf")
+    assert r.status_code == 422 and ".xlsx or .csv" in r.json()["detail"]
+    r = _upload(api, b"", name="caps.csv")
+    assert r.status_code == 422 and "empty" in r.json()["detail"]
+
+
+def test_export_roundtrip_of_own_unit(api_as, db: Session) -> None:  # type: ignore[no-untyped-def]
+    api = api_as("commander.at")
+    body = api.get("/api/v1/export", params={"format": "csv"}).text
+    rows = [r for r in csv.DictReader(io.StringIO(body)) if r["unit_code"] == "AT-ADLER"]
+    assert rows and all(r["level"] != "" for r in rows)
+    # The commander's own rows, exported and imported again, change nothing.
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=list(rows[0].keys()))
+    w.writeheader()
+    w.writerows(rows)
+    result = _upload(api, out.getvalue().encode()).json()
+    assert result["unchanged"] == len(rows) and result["created"] == result["updated"] == 0
+    units = api.get("/api/v1/export", params={"format": "csv", "table": "units"}).text
+    assert "AT-ADLER" in units and units.startswith("unit_code,name,country")
+    wb = load_workbook(io.BytesIO(api.get("/api/v1/export", params={"format": "xlsx"}).content))
+    assert wb.sheetnames == ["capabilities", "units"]
+
+
+def test_import_page_shows_errors_per_row(pages_as) -> None:  # type: ignore[no-untyped-def]
+    c = pages_as("support")
+    page = c.get("/registry/transfer")
+    bad = HEADER + "AT-ADLER,canine,9,,,,no,no,no,,\n"
+    r = c.post(
+        "/registry/import",
+        data={"csrf_token": csrf_of(page.text)},
+        files={"file": ("caps.csv", bad.encode(), "text/csv")},
+    )
+    assert r.status_code == 422
+    assert "Row 2" in r.text and "level" in r.text and "nothing was applied" in r.text
