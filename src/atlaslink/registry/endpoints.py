@@ -38,14 +38,48 @@ PageNo = Annotated[int, Query(ge=1)]
 PerPage = Annotated[int, Query(ge=1, le=500)]
 
 
-@router.get("/networks", response_model=list[schemas.Network])
-def networks(db: DB, who: ApiPrincipal) -> list[schemas.Network]:
-    return service.list_networks(db)
+@router.get("/networks", response_model=schemas.Page[schemas.Network])
+def networks(
+    db: DB, who: ApiPrincipal, page: PageNo = 1, per_page: PerPage = 50
+) -> schemas.Page[schemas.Network]:
+    return schemas.Page[schemas.Network](
+        **service.paginate(service.list_networks(db), page, per_page)
+    )
 
 
-@router.get("/countries", response_model=list[schemas.Country])
-def countries(db: DB, who: ApiPrincipal) -> list[schemas.Country]:
-    return service.list_countries(db)
+@router.post("/networks", response_model=schemas.Network, status_code=201)
+def create_network(data: schemas.NetworkCreate, db: DB, who: ApiPrincipal) -> schemas.Network:
+    service.create_network(db, who, data)
+    return next(n for n in service.list_networks(db) if n.code == data.code)
+
+
+@router.put("/networks/{code}/members/{iso2}", response_model=schemas.Network)
+def put_member(
+    code: str, iso2: str, data: schemas.Membership, db: DB, who: ApiPrincipal
+) -> schemas.Network:
+    service.set_member(db, who, code, iso2, data.voting)
+    return next(n for n in service.list_networks(db) if n.code == code)
+
+
+@router.delete("/networks/{code}/members/{iso2}", response_model=schemas.Network)
+def delete_member(code: str, iso2: str, db: DB, who: ApiPrincipal) -> schemas.Network:
+    service.set_member(db, who, code, iso2, None)
+    return next(n for n in service.list_networks(db) if n.code == code)
+
+
+@router.get("/countries", response_model=schemas.Page[schemas.Country])
+def countries(
+    db: DB, who: ApiPrincipal, page: PageNo = 1, per_page: PerPage = 100
+) -> schemas.Page[schemas.Country]:
+    return schemas.Page[schemas.Country](
+        **service.paginate(service.list_countries(db), page, per_page)
+    )
+
+
+@router.post("/countries", response_model=schemas.Country, status_code=201)
+def create_country(data: schemas.CountryCreate, db: DB, who: ApiPrincipal) -> schemas.Country:
+    service.create_country(db, who, data)
+    return next(c for c in service.list_countries(db) if c.iso2 == data.iso2)
 
 
 @router.get("/taxonomy", response_model=schemas.Taxonomy)

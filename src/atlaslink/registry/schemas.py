@@ -29,6 +29,25 @@ class Network(BaseModel):
     countries: list[str]
 
 
+class NetworkCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9-]{1,31}$")
+    name: str = Field(min_length=2, max_length=200)
+    description: str = Field(default="", max_length=2000)
+
+
+class Membership(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    voting: bool = True
+
+
+class CountryCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    iso2: str = Field(pattern=r"^[A-Z]{2}$")
+    name: str = Field(min_length=2, max_length=100)
+    status: Literal["eu", "associated", "other"]
+
+
 class Country(BaseModel):
     iso2: str
     display_code: str

@@ -13,7 +13,7 @@ from atlaslink.audit import service as audit
 from atlaslink.auth.permissions import Permission
 from atlaslink.auth.principal import Principal
 from atlaslink.config import get_settings
-from atlaslink.errors import Forbidden, Invalid, NotFound
+from atlaslink.errors import Conflict, Forbidden, Invalid, NotFound
 from atlaslink.models import (
     CapabilityEntry,
     CapabilityType,
@@ -245,6 +245,74 @@ def taxonomy(session: Session, include_retired: bool = False) -> schemas.Taxonom
         version=version,
         types=[_type_out(t) for t in repo.current_types(session, include_retired)],
     )
+
+
+def paginate(items: list[Any], page: int, per_page: int) -> dict[str, Any]:
+    """Pagination of a short list that is assembled in memory (networks, countries)."""
+    offset, limit = page_bounds(page, per_page)
+    return _page(items[offset : offset + limit], len(items), page, per_page)
+
+
+# --- networks and member countries ------------------------------------------------------------
+
+
+def create_network(session: Session, actor: Principal, data: schemas.NetworkCreate) -> Network:
+    actor.require(Permission.NETWORK_MANAGE)
+    if session.scalar(select(Network.id).where(Network.code == data.code)) is not None:
+        raise Conflict(f"A network with code '{data.code}' exists already.")
+    network = Network(code=data.code, name=data.name, description=data.description)
+    session.add(network)
+    session.flush()
+    audit.append(session, actor, "network.create", "network", network.id, after=data.model_dump())
+    return network
+
+
+def set_member(
+    session: Session, actor: Principal, code: str, iso2: str, voting: bool | None
+) -> None:
+    """Make a country a member of a network (``voting`` given) or remove it (``None``)."""
+    actor.require(Permission.NETWORK_MANAGE)
+    network = session.scalar(select(Network).where(Network.code == code))
+    if network is None:
+        raise NotFound(f"There is no network '{code}'.")
+    iso2 = iso2.upper()
+    if session.get(Country, iso2) is None:
+        raise Invalid(f"There is no country '{iso2}'.")
+    member = session.scalar(
+        select(NetworkMember).where(
+            NetworkMember.network_id == network.id, NetworkMember.country_iso2 == iso2
+        )
+    )
+    before = {"member": member is not None, "voting": member.voting if member else None}
+    if voting is None:
+        if member is None:
+            raise NotFound(f"{iso2} is not a member of {code}.")
+        session.delete(member)
+    elif member is None:
+        session.add(NetworkMember(network_id=network.id, country_iso2=iso2, voting=voting))
+    else:
+        member.voting = voting
+    session.flush()
+    audit.append(
+        session,
+        actor,
+        "network.member",
+        "network",
+        network.id,
+        before=before,
+        after={"country": iso2, "member": voting is not None, "voting": voting},
+    )
+
+
+def create_country(session: Session, actor: Principal, data: schemas.CountryCreate) -> Country:
+    actor.require(Permission.NETWORK_MANAGE)
+    if session.get(Country, data.iso2) is not None:
+        raise Conflict(f"The country '{data.iso2}' exists already.")
+    country = Country(iso2=data.iso2, name=data.name, status=data.status)
+    session.add(country)
+    session.flush()
+    audit.append(session, actor, "country.create", "country", data.iso2, after=data.model_dump())
+    return country
 
 
 # --- writes -----------------------------------------------------------------------------------

@@ -393,3 +393,63 @@ def taxonomy_retire(
         db, page.principal, code, schemas.CapabilityTypeUpdate(retired=retired == "1")
     )
     return redirect("/taxonomy?saved=Taxonomy+updated")
+
+
+# --- networks and member countries ------------------------------------------------------------
+
+
+def _network_page(
+    request: Request, db: DB, status: int = 200, errors: list[Any] | None = None
+) -> Response:
+    return render(
+        request,
+        "network.html",
+        status,
+        networks=service.list_networks(db),
+        countries=service.list_countries(db),
+        errors=errors or [],
+        flash=request.query_params.get("saved"),
+    )
+
+
+@router.get("/network", response_class=HTMLResponse)
+def network_page(request: Request, page: Page, db: DB) -> Response:
+    return _network_page(request, db)
+
+
+@router.post("/network")
+def network_submit(
+    request: Request,
+    page: Page,
+    db: DB,
+    action: Annotated[str, Form()] = "",
+    code: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    iso2: Annotated[str, Form()] = "",
+    status: Annotated[str, Form()] = "other",
+    voting: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(page, csrf_token)
+    try:
+        if action == "network":
+            service.create_network(
+                db,
+                page.principal,
+                schemas.NetworkCreate(code=code.strip().upper(), name=name.strip()),
+            )
+        elif action == "country":
+            service.create_country(
+                db,
+                page.principal,
+                schemas.CountryCreate(iso2=iso2.strip().upper(), name=name.strip(), status=status),
+            )
+        elif action == "member":
+            service.set_member(db, page.principal, code, iso2, voting == "1")
+        elif action == "remove":
+            service.set_member(db, page.principal, code, iso2, None)
+        else:
+            raise Invalid("Unknown action.")
+    except (ValidationError, DomainError) as exc:
+        return _network_page(request, db, 422, _errors(exc))
+    return redirect("/network?saved=Saved")
