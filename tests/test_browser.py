@@ -15,13 +15,21 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pyotp
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Route,
+    expect,
+    sync_playwright,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -54,7 +62,6 @@ class Live:
     unit_ids: dict[str, int]
     phones: dict[str, list[str]]
     shots: Path
-    problems: list[str] = field(default_factory=list)  # off-host requests, script errors
 
     def shot(self, page: Page, name: str) -> None:
         page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
@@ -104,33 +111,45 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def new_context(browser: Browser, live: Live) -> Iterator[object]:
-    """Fresh browser contexts (one per user) that may only talk to the test server."""
+    """Fresh browser contexts (one per user) that may only talk to the test server.
+
+    Requests to any other host, script errors and console errors (a Content-Security-Policy
+    violation among them) fail the test at teardown.
+    """
     made: list[BrowserContext] = []
+    problems: list[str] = []
     host = urlsplit(live.base).netloc
 
     def guard(route: Route) -> None:
         if urlsplit(route.request.url).netloc == host:
             route.continue_()
         else:
-            live.problems.append(f"request off the server: {route.request.url}")
+            problems.append(f"request off the server: {route.request.url}")
             route.abort()
+
+    def watch(page: Page) -> None:
+        page.on("pageerror", lambda e: problems.append(f"{page.url}: script error {e}"))
+        page.on("console", lambda m: console(page, m))
+
+    def console(page: Page, message: ConsoleMessage) -> None:
+        # HTTP error statuses are asserted where they matter; anything else is a defect.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            problems.append(f"{page.url}: console {message.text}")
 
     def make() -> BrowserContext:
         ctx = browser.new_context(
             base_url=live.base, viewport={"width": 1280, "height": 900}, locale="en-GB"
         )
+        ctx.set_default_timeout(10_000)
         ctx.route("**/*", guard)
-        ctx.on(
-            "page",
-            lambda p: p.on("pageerror", lambda e: live.problems.append(f"{p.url}: {e}")),
-        )
+        ctx.on("page", watch)
         made.append(ctx)
         return ctx
 
     yield make
     for ctx in made:
         ctx.close()
-    assert not live.problems, live.problems
+    assert not problems, "\n".join(problems)
 
 
 def password_step(page: Page, username: str, password: str = PASSWORD) -> None:

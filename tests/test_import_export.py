@@ -86,6 +86,7 @@ def test_missing_columns_and_duplicates_are_reported(api_as) -> None:  # type: i
     r = _upload(api_as("support"), b"unit_code,level\nAT-ADLER,2\n")
     assert r.status_code == 422
     assert {
+        "sheet": "capabilities",
         "row": 1,
         "column": "capability",
         "value": "",
@@ -167,3 +168,66 @@ def test_import_page_shows_errors_per_row(pages_as) -> None:  # type: ignore[no-
     )
     assert r.status_code == 422
     assert "Row 2" in r.text and "level" in r.text and "nothing was applied" in r.text
+
+
+def test_units_sheet_creates_units_and_their_capabilities_in_one_file(api_as, db: Session) -> None:  # type: ignore[no-untyped-def]
+    wb = Workbook()
+    units = wb.active
+    assert units is not None
+    units.title = "units"
+    units.append(
+        [
+            "unit_code",
+            "name",
+            "country",
+            "network",
+            "base_location",
+            "latitude",
+            "longitude",
+            "languages",
+            "competent_authority",
+        ]
+    )
+    units.append(
+        [
+            "LU-NEW",
+            "New Luxembourg unit",
+            "LU",
+            "ATLAS",
+            "Luxembourg",
+            49.61,
+            6.13,
+            "fr de lb en",
+            "Police grand-ducale",
+        ]
+    )
+    caps = wb.create_sheet("capabilities")
+    caps.append(["unit_code", "capability", "level"])
+    caps.append(["LU-NEW", "building", 2])
+    buf = io.BytesIO()
+    wb.save(buf)
+    body = buf.getvalue()
+    r = api_as("support").post(
+        "/api/v1/import", files={"file": ("reg.xlsx", body, "application/octet-stream")}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["created"] == 2
+    again = (
+        api_as("support")
+        .post("/api/v1/import", files={"file": ("reg.xlsx", body, "application/octet-stream")})
+        .json()
+    )
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 2)
+    # Another unit's profile can only be changed by that unit.
+    units_csv = "unit_code,name,country,base_location\nAT-ADLER,Renamed by someone else,AT,Wien\n"
+    r = api_as("support").post(
+        "/api/v1/import", files={"file": ("u.csv", units_csv.encode(), "text/csv")}
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0] == {
+        "sheet": "units",
+        "row": 2,
+        "column": "unit_code",
+        "value": "AT-ADLER",
+        "message": "only the unit itself may change its profile",
+    }

@@ -200,16 +200,25 @@ def test_support_office_manages_networks_and_members(api_as) -> None:  # type: i
     assert nets["items"][0]["code"] == "ATLAS" and "AT" in nets["items"][0]["countries"]
     r = support.post("/api/v1/networks", json={"code": "EEODN", "name": "European EOD network"})
     assert r.status_code == 201
-    assert support.post("/api/v1/networks", json={"code": "EEODN", "name": "Again"}).status_code == 409
+    assert (
+        support.post("/api/v1/networks", json={"code": "EEODN", "name": "Again"}).status_code == 409
+    )
     r = support.put("/api/v1/networks/EEODN/members/BE", json={"voting": True})
     assert r.json()["countries"] == ["BE"]
-    assert support.put("/api/v1/networks/EEODN/members/ZZ", json={"voting": True}).status_code == 422
+    assert (
+        support.put("/api/v1/networks/EEODN/members/ZZ", json={"voting": True}).status_code == 422
+    )
     assert support.delete("/api/v1/networks/EEODN/members/BE").json()["countries"] == []
     r = support.post("/api/v1/countries", json={"iso2": "XK", "name": "Kosovo", "status": "other"})
     assert r.status_code == 201 and r.json()["unit_count"] == 0
     countries = support.get("/api/v1/countries", params={"per_page": 10}).json()
     assert countries["total"] >= 33 and len(countries["items"]) == 10
-    assert api_as("commander.at").post("/api/v1/networks", json={"code": "X1", "name": "Nope"}).status_code == 403
+    assert (
+        api_as("commander.at")
+        .post("/api/v1/networks", json={"code": "X1", "name": "Nope"})
+        .status_code
+        == 403
+    )
 
 
 def test_network_page(pages_as) -> None:  # type: ignore[no-untyped-def]
@@ -218,8 +227,25 @@ def test_network_page(pages_as) -> None:  # type: ignore[no-untyped-def]
     c = pages_as("support")
     page = c.get("/network")
     assert page.status_code == 200 and "ATLAS" in page.text and ">EL<" in page.text
-    r = c.post("/network", data={"csrf_token": csrf_of(page.text), "action": "network", "code": "bad code!", "name": "x"})
+    r = c.post(
+        "/network",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "action": "network",
+            "code": "bad code!",
+            "name": "x",
+        },
+    )
     assert r.status_code == 422
-    r = c.post("/network", data={"csrf_token": csrf_of(page.text), "action": "network", "code": "EEODN", "name": "EOD network"}, follow_redirects=False)
+    r = c.post(
+        "/network",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "action": "network",
+            "code": "EEODN",
+            "name": "EOD network",
+        },
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and "EOD network" in c.get("/network").text
     assert "Add a network" not in pages_as("duty.at").get("/network").text

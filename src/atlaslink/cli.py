@@ -297,7 +297,7 @@ def import_(
     with handled(), unit_of_work() as session, progress_bar() as bar:
         actor = _acting(session, as_user)
         task = bar.add_task("applying rows", total=None)
-        report = spreadsheets.import_capabilities(
+        report = spreadsheets.import_registry(
             session,
             actor,
             path.name,

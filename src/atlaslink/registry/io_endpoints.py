@@ -61,7 +61,7 @@ async def import_file(
 
     data = await file.read()
     report = await run_in_threadpool(
-        spreadsheets.import_capabilities, db, who, file.filename or "", data, dry_run=dry_run
+        spreadsheets.import_registry, db, who, file.filename or "", data, dry_run=dry_run
     )
     result = ImportResult(
         rows=report.rows,

@@ -17,12 +17,14 @@ from typing import Any
 
 from openpyxl import Workbook, load_workbook
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from atlaslink.auth.permissions import Permission
 from atlaslink.auth.principal import Principal
 from atlaslink.config import get_settings
 from atlaslink.errors import Invalid, TooLarge
+from atlaslink.models import Country, Network
 from atlaslink.registry import repository as repo
 from atlaslink.registry import schemas, service
 from atlaslink.registry.repository import UnitFilters
@@ -53,6 +55,7 @@ UNIT_COLUMNS = (
     "competent_authority",
 )
 REQUIRED = {"unit_code", "capability", "level"}
+UNIT_REQUIRED = {"unit_code", "name", "country", "base_location"}
 TRUE = {"yes", "y", "true", "1", "x", "ja"}
 FALSE = {"no", "n", "false", "0", "", "nee"}
 
@@ -63,9 +66,11 @@ class CellError:
     column: str
     value: str
     message: str
+    sheet: str = "capabilities"
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "sheet": self.sheet,
             "row": self.row,
             "column": self.column,
             "value": self.value,
@@ -109,35 +114,53 @@ def _cell(value: Any) -> str:
     return str(value).strip()
 
 
-def _rows_from_xlsx(data: bytes) -> Iterator[list[str]]:
+def _tables_from_xlsx(data: bytes) -> dict[str, Iterator[list[str]]]:
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:
         raise Invalid("The file is not a readable XLSX workbook.") from None
-    sheet = wb["capabilities"] if "capabilities" in wb.sheetnames else wb.worksheets[0]
-    for row in sheet.iter_rows(values_only=True):
-        yield [_cell(v) for v in row]
-    wb.close()
+    named: dict[str, Any] = {n: wb[n] for n in wb.sheetnames if n in ("units", "capabilities")}
+    sheets = named or {"": wb.worksheets[0]}
+    return {
+        name: ([_cell(v) for v in row] for row in sheet.iter_rows(values_only=True))
+        for name, sheet in sheets.items()
+    }
 
 
-def read_table(filename: str, data: bytes) -> list[list[str]]:
+def read_tables(filename: str, data: bytes) -> dict[str, list[list[str]]]:
+    """The file's tables by kind ("units", "capabilities"), each with its header row first."""
     limit = get_settings().max_import_rows
     name = filename.lower()
     if name.endswith(".xlsx"):
-        source = _rows_from_xlsx(data)
+        sources = _tables_from_xlsx(data)
     elif name.endswith(".csv") or name.endswith(".txt"):
-        source = _rows_from_csv(data)
+        sources = {"": _rows_from_csv(data)}
     else:
         raise Invalid("Upload a .xlsx or .csv file.")
-    rows: list[list[str]] = []
-    for row in source:
-        if any(c.strip() for c in row):
-            rows.append([c.strip() for c in row])
-        if len(rows) > limit + 1:
-            raise TooLarge(f"The file has more than {limit} rows; split it.")
-    if not rows:
+    tables: dict[str, list[list[str]]] = {}
+    total = 0
+    for sheet, source in sources.items():
+        rows: list[list[str]] = []
+        for row in source:
+            if any(c.strip() for c in row):
+                rows.append([c.strip() for c in row])
+                total += 1
+            if total > limit + len(sources):
+                raise TooLarge(f"The file has more than {limit} rows; split it.")
+        if not rows:
+            continue
+        header = {h.lower() for h in rows[0]}
+        kind = sheet or (
+            "capabilities"
+            if "capability" in header
+            else "units"
+            if "name" in header
+            else "capabilities"
+        )
+        tables[kind] = rows
+    if not tables:
         raise Invalid("The file is empty.")
-    return rows
+    return tables
 
 
 # --- validation and applying ----------------------------------------------------------------
@@ -152,32 +175,139 @@ def _bool(value: str) -> bool | None:
     return None
 
 
-def import_capabilities(
+def _header(
+    table: list[list[str]],
+    sheet: str,
+    columns: tuple[str, ...],
+    required: set[str],
+    report: ImportReport,
+) -> dict[str, int] | None:
+    header = [h.strip().lower() for h in table[0]]
+    missing = [c for c in columns if c in required and c not in header]
+    unknown = [h for h in header if h and h not in columns and h not in EXPORT_ONLY]
+    for c in missing:
+        report.errors.append(CellError(1, c, "", "required column is missing", sheet))
+    for c in unknown:
+        report.errors.append(CellError(1, c, c, "unknown column", sheet))
+    if missing or unknown:
+        return None
+    return {h: i for i, h in enumerate(header) if h}
+
+
+@dataclass
+class _UnitRow:
+    row: int
+    code: str
+    create: schemas.UnitCreate | None = None
+    update: schemas.UnitUpdate | None = None
+    unit_id: int | None = None
+
+
+def _validate_units(
+    session: Session, actor: Principal, table: list[list[str]], report: ImportReport
+) -> list[_UnitRow]:
+    index = _header(table, "units", UNIT_COLUMNS, UNIT_REQUIRED, report)
+    if index is None:
+        return []
+    out: list[_UnitRow] = []
+    seen: dict[str, int] = {}
+    for n, raw in enumerate(table[1:], start=2):
+        cells = {c: (raw[i] if i < len(raw) else "") for c, i in index.items()}
+        errs: list[CellError] = []
+        code = cells.get("unit_code", "").upper()
+        if code in seen:
+            errs.append(CellError(n, "unit_code", code, f"duplicate of row {seen[code]}", "units"))
+        seen.setdefault(code, n)
+        values: dict[str, Any] = {
+            "name": cells.get("name", ""),
+            "base_location": cells.get("base_location", ""),
+            "languages": cells.get("languages", "").replace(",", " ").split(),
+            "competent_authority": cells.get("competent_authority", ""),
+        }
+        for col in ("latitude", "longitude"):
+            value = cells.get(col, "")
+            try:
+                values[col] = float(value) if value else None
+            except ValueError:
+                errs.append(CellError(n, col, value, "write a decimal number", "units"))
+        flagged = {e.column for e in errs}
+        existing = repo.unit_by_code(session, code) if code else None
+        item = _UnitRow(n, code, unit_id=existing.id if existing else None)
+        try:
+            if existing is None:
+                item.create = schemas.UnitCreate(
+                    code=code,
+                    country=cells.get("country", "").upper(),
+                    network=cells.get("network", "") or "ATLAS",
+                    **{k: v for k, v in values.items() if k not in flagged},
+                )
+            else:
+                item.update = schemas.UnitUpdate(
+                    **{k: v for k, v in values.items() if k not in flagged}
+                )
+        except ValidationError as exc:
+            for e in exc.errors():
+                col = str(e["loc"][0]) if e["loc"] else "row"
+                col = "unit_code" if col == "code" else col
+                if col not in flagged:
+                    errs.append(CellError(n, col, cells.get(col, ""), e["msg"], "units"))
+        if existing is None and not actor.can(Permission.NETWORK_MANAGE):
+            errs.append(CellError(n, "unit_code", code, "no unit has this code", "units"))
+        elif existing is not None and item.update is not None:
+            if cells.get("country", existing.country_iso2).upper() != existing.country_iso2:
+                errs.append(
+                    CellError(
+                        n, "country", cells["country"], "a unit's country cannot change", "units"
+                    )
+                )
+            current = {
+                "name": existing.name,
+                "base_location": existing.base_location,
+                "latitude": existing.latitude,
+                "longitude": existing.longitude,
+                "languages": list(existing.languages or []),
+                "competent_authority": existing.competent_authority,
+            }
+            if item.update.model_dump(exclude_none=False, include=set(current)) == current:
+                item.update = None  # nothing to change
+            elif actor.unit_id != existing.id or not actor.can(Permission.UNITS_EDIT_OWN):
+                errs.append(
+                    CellError(
+                        n, "unit_code", code, "only the unit itself may change its profile", "units"
+                    )
+                )
+        if existing is None and item.create is not None:
+            if session.get(Country, item.create.country) is None:
+                errs.append(
+                    CellError(n, "country", item.create.country, "not a member country", "units")
+                )
+            if (
+                session.scalar(select(Network.id).where(Network.code == item.create.network))
+                is None
+            ):
+                errs.append(
+                    CellError(n, "network", item.create.network, "no such network", "units")
+                )
+        report.errors.extend(errs)
+        if not errs:
+            out.append(item)
+    return out
+
+
+def _validate_capabilities(
     session: Session,
     actor: Principal,
-    filename: str,
-    data: bytes,
-    *,
-    dry_run: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-) -> ImportReport:
-    actor.require(Permission.REGISTRY_IMPORT)
-    table = read_table(filename, data)
-    header = [h.strip().lower() for h in table[0]]
-    report = ImportReport(rows=len(table) - 1)
-    missing = [c for c in CAPABILITY_COLUMNS if c in REQUIRED and c not in header]
-    unknown = [h for h in header if h and h not in CAPABILITY_COLUMNS and h not in EXPORT_ONLY]
-    if missing or unknown:
-        for c in missing:
-            report.errors.append(CellError(1, c, "", "required column is missing"))
-        for c in unknown:
-            report.errors.append(CellError(1, c, c, "unknown column"))
-        return report
-    index = {h: i for i, h in enumerate(header) if h}
+    table: list[list[str]],
+    report: ImportReport,
+    new_units: set[str],
+) -> list[tuple[str, str, schemas.CapabilityWrite]]:
+    index = _header(table, "capabilities", CAPABILITY_COLUMNS, REQUIRED, report)
+    if index is None:
+        return []
     types = {t.code for t in repo.current_types(session)}
     units: dict[str, int | None] = {}
     seen: dict[tuple[str, str], int] = {}
-    valid: list[tuple[int, str, schemas.CapabilityWrite]] = []
+    valid: list[tuple[str, str, schemas.CapabilityWrite]] = []
     for n, raw in enumerate(table[1:], start=2):
         cells = {c: (raw[i] if i < len(raw) else "") for c, i in index.items()}
         errs: list[CellError] = []
@@ -188,12 +318,10 @@ def import_capabilities(
         unit_id = units[code]
         if not code:
             errs.append(CellError(n, "unit_code", "", "required"))
-        elif unit_id is None:
+        elif unit_id is None and code not in new_units:
             errs.append(CellError(n, "unit_code", code, "no unit has this code"))
-        elif (
-            actor.kind == "user"
-            and not actor.can(Permission.NETWORK_MANAGE)
-            and unit_id != actor.unit_id
+        elif not actor.can(Permission.NETWORK_MANAGE) and (
+            unit_id is None or unit_id != actor.unit_id
         ):
             errs.append(CellError(n, "unit_code", code, "you may import only your own unit's rows"))
         cap = cells.get("capability", "").strip().lower()
@@ -239,15 +367,62 @@ def import_capabilities(
                     errs.append(CellError(n, col, cells.get(col, ""), e["msg"]))
         else:
             if not errs:
-                valid.append((unit_id or 0, cap, write))
+                valid.append((code, cap, write))
         report.errors.extend(errs)
+    return valid
+
+
+def import_registry(
+    session: Session,
+    actor: Principal,
+    filename: str,
+    data: bytes,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Import units and capability rows: every row is checked first; all or nothing."""
+    actor.require(Permission.REGISTRY_IMPORT)
+    tables = read_tables(filename, data)
+    report = ImportReport(rows=sum(len(t) - 1 for t in tables.values()))
+    unit_rows = (
+        _validate_units(session, actor, tables["units"], report) if "units" in tables else []
+    )
+    new_units = {u.code for u in unit_rows if u.create is not None}
+    cap_rows = (
+        _validate_capabilities(session, actor, tables["capabilities"], report, new_units)
+        if "capabilities" in tables
+        else []
+    )
     if report.errors or dry_run:
         return report
-    for i, (unit_id, cap, write) in enumerate(valid, start=1):
-        _, outcome = service.put_capability(session, actor, unit_id, cap, write, require_own=False)
-        setattr(report, outcome, getattr(report, outcome) + 1)
+    total = len(unit_rows) + len(cap_rows)
+    done = 0
+    for u in unit_rows:
+        if u.create is not None:
+            service.create_unit(session, actor, u.create)
+            report.created += 1
+        elif u.update is not None and u.unit_id is not None:
+            service.update_unit(session, actor, u.unit_id, u.update)
+            report.updated += 1
+        else:
+            report.unchanged += 1
+        done += 1
         if progress is not None:
-            progress(i, len(valid))
+            progress(done, total)
+    ids: dict[str, int] = {}
+    for code, cap, write in cap_rows:
+        if code not in ids:
+            unit = repo.unit_by_code(session, code)
+            assert unit is not None  # validated above
+            ids[code] = unit.id
+        _, outcome = service.put_capability(
+            session, actor, ids[code], cap, write, require_own=False
+        )
+        setattr(report, outcome, getattr(report, outcome) + 1)
+        done += 1
+        if progress is not None:
+            progress(done, total)
     report.applied = True
     return report
 

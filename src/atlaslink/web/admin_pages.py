@@ -77,7 +77,7 @@ async def import_submit(
     data = await file.read()
     try:
         report = await run_in_threadpool(
-            spreadsheets.import_capabilities,
+            spreadsheets.import_registry,
             db,
             page.principal,
             file.filename or "",
