@@ -216,3 +216,21 @@ def test_only_admins_manage_users(api_as) -> None:  # type: ignore[no-untyped-de
         },
     )
     assert r.status_code == 422 and "no unit" in r.json()["detail"]
+
+
+def test_logins_and_failures_are_audited(client: TestClient, db: Session) -> None:
+    from atlaslink.models import AuditEvent
+
+    _password_step(client, "duty.at", "wrong-password-xx")
+    _password_step(client, "ghost", "wrong-password-xx")
+    login(client, "duty.at")
+    db.expire_all()
+    events = [
+        (e.action, e.actor_label)
+        for e in db.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(5))
+    ]
+    assert ("auth.login", "duty.at") in events
+    assert ("auth.login_failed", "duty.at") in events and (
+        "auth.login_failed",
+        "anonymous",
+    ) in events

@@ -116,7 +116,7 @@ def test_stale_entries_are_flagged_to_the_unit(api_as, pages_as, db: Session) ->
     db.commit()
     d = api_as("duty.at").get(f"/api/v1/units/{own}").json()
     assert d["stale_count"] == len(entries) and all(c["stale"] for c in d["capabilities"])
-    assert "not confirmed for more than the allowed period" in pages_as("duty.at").get("/").text
+    assert "not confirmed for more than 90 days" in pages_as("duty.at").get("/").text
     assert api_as("duty.at").post(f"/api/v1/units/{own}/capabilities/confirm").json()[
         "confirmed"
     ] == len(entries)
@@ -249,3 +249,19 @@ def test_network_page(pages_as) -> None:  # type: ignore[no-untyped-def]
     )
     assert r.status_code == 303 and "EOD network" in c.get("/network").text
     assert "Add a network" not in pages_as("duty.at").get("/network").text
+
+
+def test_unexpected_errors_show_no_stack_trace(app) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    app.add_api_route("/api/v1/boom", boom)
+    app.add_api_route("/boom-page", boom)
+    c = TestClient(app, raise_server_exceptions=False)
+    r = c.get("/api/v1/boom")
+    assert r.status_code == 500 and r.json()["title"] == "Internal error"
+    assert "secret internals" not in r.text and r.json()["request_id"] in r.json()["detail"]
+    r = c.get("/boom-page", headers={"accept": "text/html"})
+    assert r.status_code == 500 and "<html" in r.text and "secret internals" not in r.text

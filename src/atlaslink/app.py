@@ -97,7 +97,7 @@ def create_app(
         version=__version__,
         description="Coordination platform of the ATLAS network of special intervention units.",
         openapi_url="/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,
         redoc_url=None,
     )
     app.state.engine = engine
@@ -128,7 +128,14 @@ def create_app(
                     db = getattr(request.state, "db", None)
                     if db is not None:
                         await run_in_threadpool(_finish, db, ledger, False)
-                    raise
+                        request.state.db = None
+                    log.exception("unhandled error in request %s", rid)
+                    response = problems.problem(
+                        request,
+                        500,
+                        "Internal error",
+                        f"Something went wrong on our side. Quote request id {rid}.",
+                    )
                 db = getattr(request.state, "db", None)
                 if db is not None:
                     commit = response.status_code < 400 or request.state.commit_on_error

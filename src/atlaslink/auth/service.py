@@ -154,6 +154,9 @@ def _is_locked(user: User, now: datetime) -> bool:
 
 def _register_failure(session: Session, user: User, now: datetime, what: str) -> None:
     settings = get_settings()
+    audit.append(
+        session, principal_of(user), "auth.login_failed", "user", user.id, after={"factor": what}
+    )
     user.failed_attempts += 1
     if user.failed_attempts >= settings.lockout_threshold:
         user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
@@ -171,6 +174,14 @@ def check_password(session: Session, username: str, password: str) -> User:
     if user is None or user.disabled:
         with contextlib.suppress(VerificationError):
             _hasher.verify(_DUMMY_HASH, password)
+        audit.append(
+            session,
+            Principal(kind="system", label="anonymous"),
+            "auth.login_failed",
+            "user",
+            username.strip().lower()[:100],
+            after={"factor": "password", "reason": "disabled" if user else "unknown user"},
+        )
         raise Unauthenticated(LOGIN_FAILED)
     if _is_locked(user, now):
         raise Locked("Too many failed attempts: this account is locked for a while. Try later.")
@@ -258,6 +269,8 @@ def start_session(session: Session, user: User, *, mfa_passed: bool) -> NewSessi
     )
     session.add(record)
     session.flush()
+    if mfa_passed:
+        audit.append(session, principal_of(user), "auth.login", "user", user.id)
     return NewSession(token, record)
 
 

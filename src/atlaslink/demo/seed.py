@@ -158,6 +158,18 @@ DEMO_ACCOUNTS: tuple[tuple[str, Role, str | None], ...] = (
     ("ncp.de", Role.NATIONAL_CONTACT, "DE"),
     ("observer", Role.OBSERVER, None),
 )
+# Invented people for the demo accounts.
+DEMO_NAMES: dict[str, str] = {
+    "admin": "Platform Operator",
+    "support": "Ines Varga (Support Office)",
+    "commander.at": "Col. Lena Moser",
+    "duty.at": "Insp. Jakob Huber",
+    "commander.de": "PD Katrin Vogel",
+    "duty.de": "PHK Tobias Brandt",
+    "commander.nl": "Cdt. Sanne de Wit",
+    "ncp.de": "Dr. Markus Lenz (NCP Germany)",
+    "observer": "Elena Russo (Europol liaison)",
+}
 
 
 def create_demo_accounts(
@@ -175,7 +187,7 @@ def create_demo_accounts(
             session,
             SYSTEM,
             username=username,
-            display_name=username.replace(".", " ").title(),
+            display_name=DEMO_NAMES.get(username, username),
             role=role,
             password=pw,
             email=f"{username}@demo.example.invalid",

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from atlaslink.errors import Invalid
 from atlaslink.registry import schemas, service
 from atlaslink.registry.repository import UnitFilters
 from atlaslink.web.deps import DB, ApiPrincipal
@@ -13,22 +14,40 @@ from atlaslink.web.deps import DB, ApiPrincipal
 router = APIRouter(tags=["registry"])
 
 
+def _blank(value: str | None) -> str | None:
+    """Forms send empty fields; an empty filter means "any"."""
+    return value.strip() or None if value is not None else None
+
+
 def unit_filters(
     q: Annotated[str | None, Query(max_length=100, description="Name, code or base")] = None,
-    country: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")] = None,
+    country: Annotated[str | None, Query(max_length=2, description="ISO 3166-1 code")] = None,
     network: Annotated[str | None, Query(max_length=32)] = None,
-    language: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")] = None,
+    language: Annotated[str | None, Query(max_length=2, description="ISO 639-1 code")] = None,
     capability: Annotated[str | None, Query(max_length=64)] = None,
-    min_level: Annotated[int | None, Query(ge=0, le=3)] = None,
-    kind: Annotated[str | None, Query(pattern=r"^(environment|skill)$")] = None,
+    min_level: Annotated[str | None, Query(max_length=1, description="0 to 3")] = None,
+    kind: Annotated[str | None, Query(description="environment or skill")] = None,
 ) -> UnitFilters:
+    errors = []
+    country, language, kind = _blank(country), _blank(language), _blank(kind)
+    if country and not (len(country) == 2 and country.isalpha()):
+        errors.append({"field": "country", "message": "a two-letter ISO 3166-1 code"})
+    if language and not (len(language) == 2 and language.isalpha()):
+        errors.append({"field": "language", "message": "a two-letter ISO 639-1 code"})
+    if kind and kind not in ("environment", "skill"):
+        errors.append({"field": "kind", "message": "environment or skill"})
+    level = _blank(min_level)
+    if level and level not in ("0", "1", "2", "3"):
+        errors.append({"field": "min_level", "message": "a level from 0 to 3"})
+    if errors:
+        raise Invalid("Some filters are not valid.", errors=errors)
     return UnitFilters(
-        q=q or None,
-        country=country,
-        network=network,
-        language=language,
-        capability=capability or None,
-        min_level=min_level,
+        q=_blank(q),
+        country=country.upper() if country else None,
+        network=_blank(network),
+        language=language.lower() if language else None,
+        capability=_blank(capability),
+        min_level=int(level) if level else None,
         environment=kind,
     )
 

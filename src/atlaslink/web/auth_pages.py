@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
 from atlaslink.auth import service as auth
 from atlaslink.auth.permissions import Permission, Role
 from atlaslink.errors import DomainError, Forbidden
-from atlaslink.models import User, WebSession
+from atlaslink.models import Unit, User, WebSession, utcnow
 from atlaslink.web.deps import DB, SESSION_COOKIE, LoginRequired, Page
 from atlaslink.web.forms import check_csrf, redirect, safe_next, set_session_cookie
 from atlaslink.web.templating import render
@@ -223,6 +224,8 @@ def users_page(request: Request, page: Page, db: DB, p: int = 1) -> Response:
         roles=list(Role),
         errors=[],
         form={},
+        unit_codes=_unit_codes(db),
+        now=utcnow(),
     )
 
 
@@ -264,6 +267,8 @@ def users_create(
             pages=max(1, -(-total // 50)),
             roles=list(Role),
             errors=[{"message": exc.detail}],
+            unit_codes=_unit_codes(db),
+            now=utcnow(),
             form={
                 "username": username,
                 "display_name": display_name,
@@ -273,6 +278,10 @@ def users_create(
             },
         )
     return redirect("/admin/users")
+
+
+def _unit_codes(db: DB) -> dict[int, str]:
+    return dict(db.execute(select(Unit.id, Unit.code)).tuples().all())
 
 
 def _role(value: str) -> Role:

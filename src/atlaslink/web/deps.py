@@ -57,6 +57,10 @@ class PageAuth:
     principal: Principal
     user: User
     web_session: WebSession
+    # Plain copies for rendering, usable even after the transaction has ended.
+    csrf: str
+    display_name: str
+    username: str
 
 
 class LoginRequired(Exception):
@@ -78,7 +82,9 @@ def page_auth(request: Request, db: DB) -> PageAuth:
     ledger = _ledger(request)
     if ledger is not None:
         ledger.actor = principal
-    request.state.page_auth = PageAuth(principal, user, ws)
+    request.state.page_auth = PageAuth(
+        principal, user, ws, ws.csrf_token, user.display_name, user.username
+    )
     return request.state.page_auth  # type: ignore[no-any-return]
 
 

@@ -12,7 +12,7 @@ from atlaslink.web.deps import SESSION_COOKIE, PageAuth
 
 
 def check_csrf(auth: PageAuth, token: str) -> None:
-    if not token or not secrets.compare_digest(auth.web_session.csrf_token, token):
+    if not token or not secrets.compare_digest(auth.csrf, token):
         raise Forbidden("This form has expired. Reload the page and try again.")
 
 

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from atlaslink.auth.permissions import Permission
+from atlaslink.config import get_settings
 from atlaslink.errors import DomainError, Invalid
 from atlaslink.registry import schemas, service
 from atlaslink.registry.endpoints import unit_filters
@@ -37,7 +38,7 @@ def home(request: Request, page: Page, db: DB) -> Response:
     own = None
     if page.principal.unit_id is not None:
         own = service.get_unit(db, page.principal, page.principal.unit_id)
-    return render(request, "home.html", own=own)
+    return render(request, "home.html", own=own, stale_days=get_settings().stale_after_days)
 
 
 @router.get("/units", response_class=HTMLResponse)

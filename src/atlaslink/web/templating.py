@@ -43,9 +43,11 @@ env.globals["page_url"] = page_url
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     auth = getattr(request.state, "page_auth", None)
-    context.setdefault("me", auth.user if auth else None)
+    context.setdefault(
+        "me", {"display_name": auth.display_name, "username": auth.username} if auth else None
+    )
     context.setdefault("principal", auth.principal if auth else None)
-    context.setdefault("csrf", auth.web_session.csrf_token if auth else "")
+    context.setdefault("csrf", auth.csrf if auth else "")
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
