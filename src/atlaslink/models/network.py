@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from atlaslink.models.base import Base, UTCDateTime, utcnow
@@ -41,6 +51,8 @@ class NetworkMember(Base):
 
 class Unit(Base):
     __tablename__ = "units"
+    # The directory's order; listings page through it.
+    __table_args__ = (Index("ix_units_directory_order", "country_iso2", "name", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(40), unique=True)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Text, exists, func, or_, select
+from sqlalchemy import ColumnElement, Text, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from atlaslink.auth.principal import Principal
+from atlaslink.db import id_in
 from atlaslink.models import (
     CapabilityEntry,
     CapabilityType,
@@ -67,20 +69,34 @@ def _unit_conditions(viewer: Principal | None, f: UnitFilters) -> list[ColumnEle
     return conds
 
 
+UNIT_COLUMNS = (
+    Unit.id,
+    Unit.code,
+    Unit.name,
+    Unit.country_iso2,
+    Unit.base_location,
+    Unit.latitude,
+    Unit.longitude,
+    Unit.languages,
+    Unit.competent_authority,
+)
+
+
 def units_page(
     session: Session, viewer: Principal | None, f: UnitFilters, offset: int, limit: int
-) -> tuple[list[tuple[Unit, str]], int]:
+) -> tuple[list[tuple[Any, str]], int]:
+    """A page of directory rows (plain rows, not ORM objects: listings are hot) and the total."""
     conds = _unit_conditions(viewer, f)
     total = session.scalar(select(func.count(Unit.id)).where(*conds)) or 0
-    stmt: Select[tuple[Unit, str]] = (
-        select(Unit, Network.code)
+    stmt = (
+        select(*UNIT_COLUMNS, Network.code.label("network_code"))
         .join(Network, Network.id == Unit.network_id)
         .where(*conds)
         .order_by(Unit.country_iso2, Unit.name, Unit.id)
         .offset(offset)
         .limit(limit)
     )
-    return [(u, n) for u, n in session.execute(stmt).tuples()], total
+    return [(row, row.network_code) for row in session.execute(stmt)], total
 
 
 def get_unit(session: Session, unit_id: int) -> tuple[Unit, str] | None:
@@ -101,17 +117,19 @@ def capability_counts(session: Session, unit_ids: Sequence[int]) -> dict[int, in
         return {}
     rows = session.execute(
         select(CapabilityEntry.unit_id, func.count(CapabilityEntry.id))
-        .where(CapabilityEntry.unit_id.in_(unit_ids))
+        .where(id_in(session, CapabilityEntry.unit_id, unit_ids))
         .group_by(CapabilityEntry.unit_id)
     ).tuples()
     return dict(rows.all())
 
 
-def contacts_of(session: Session, unit_ids: Sequence[int]) -> dict[int, list[UnitContact]]:
-    out: dict[int, list[UnitContact]] = {i: [] for i in unit_ids}
+def contacts_of(session: Session, unit_ids: Sequence[int]) -> dict[int, list[Any]]:
+    out: dict[int, list[Any]] = {i: [] for i in unit_ids}
     if unit_ids:
-        for c in session.scalars(
-            select(UnitContact).where(UnitContact.unit_id.in_(unit_ids)).order_by(UnitContact.id)
+        for c in session.execute(
+            select(UnitContact.unit_id, UnitContact.kind, UnitContact.label, UnitContact.value)
+            .where(id_in(session, UnitContact.unit_id, unit_ids))
+            .order_by(UnitContact.id)
         ):
             out[c.unit_id].append(c)
     return out
@@ -122,7 +140,7 @@ def transport_of(session: Session, unit_ids: Sequence[int]) -> dict[int, list[Tr
     if unit_ids:
         for t in session.scalars(
             select(TransportAsset)
-            .where(TransportAsset.unit_id.in_(unit_ids))
+            .where(id_in(session, TransportAsset.unit_id, unit_ids))
             .order_by(TransportAsset.id)
         ):
             out[t.unit_id].append(t)
@@ -138,7 +156,7 @@ def entries_of(
     stmt = (
         select(CapabilityEntry, CapabilityType)
         .join(CapabilityType, CapabilityType.id == CapabilityEntry.capability_type_id)
-        .where(CapabilityEntry.unit_id.in_(unit_ids))
+        .where(id_in(session, CapabilityEntry.unit_id, unit_ids))
         .order_by(CapabilityType.sort_order, CapabilityType.id)
     )
     if kind:

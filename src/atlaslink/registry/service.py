@@ -6,7 +6,7 @@ import math
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from atlaslink.audit import service as audit
@@ -409,8 +409,7 @@ def update_unit(session: Session, actor: Principal, unit_id: int, data: schemas.
                 raise Invalid(f"'{name}' cannot be empty.")
             setattr(unit, name, value)
     if data.contacts is not None:
-        for old_contact in repo.contacts_of(session, [unit.id])[unit.id]:
-            session.delete(old_contact)
+        session.execute(delete(UnitContact).where(UnitContact.unit_id == unit.id))
         for c in data.contacts:
             session.add(UnitContact(unit_id=unit.id, kind=c.kind, label=c.label, value=c.value))
     if data.transport is not None:

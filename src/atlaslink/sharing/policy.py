@@ -10,8 +10,10 @@ so a group shared with listed countries is also visible to the support office, a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from enum import StrEnum
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
@@ -19,6 +21,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from atlaslink.auth.permissions import Role
 from atlaslink.auth.principal import Principal
+from atlaslink.db import id_in
 from atlaslink.models import SharingRule, SharingTarget
 
 
@@ -93,6 +96,7 @@ class Agreement:
         return self.rules.get(group, DEFAULT_RULE)
 
 
+@functools.lru_cache(maxsize=4096)
 def _open_audiences(viewer: Principal) -> frozenset[Audience]:
     """Audiences that include this viewer whatever the unit lists."""
     if viewer.kind == "matching":
@@ -106,6 +110,7 @@ def _open_audiences(viewer: Principal) -> frozenset[Audience]:
     return frozenset({Audience.NETWORK})
 
 
+@functools.lru_cache(maxsize=4096)
 def _may_be_listed(viewer: Principal) -> bool:
     return viewer.kind == "user" and viewer.role in _NETWORK_ROLES
 
@@ -127,8 +132,29 @@ def can_see(viewer: Principal, agreement: Agreement, group: FieldGroup) -> bool:
     return False
 
 
+_GROUPS = tuple(FieldGroup)
+_GROUP_OF = {g.value: g for g in FieldGroup}
+_AUDIENCE_OF = {a.value: a for a in Audience}
+
+
+_ALL = frozenset(FieldGroup)
+
+
 def visible_groups(viewer: Principal, agreement: Agreement) -> frozenset[FieldGroup]:
-    seen = {g for g in FieldGroup if can_see(viewer, agreement, g)}
+    """``can_see`` for every group at once (listings call this for every unit on the page)."""
+    if is_own_unit(viewer, agreement.unit_id):
+        return _ALL
+    open_audiences = _open_audiences(viewer)
+    listed_ok = _may_be_listed(viewer)
+    seen = set()
+    for group in _GROUPS:
+        rule = agreement.rules.get(group, DEFAULT_RULE)
+        if rule.audience in open_audiences or (
+            listed_ok
+            and rule.audience is Audience.LISTED
+            and (viewer.country in rule.countries or viewer.unit_id in rule.units)
+        ):
+            seen.add(group)
     if FieldGroup.EXISTENCE not in seen:
         seen -= ENTRY_GROUPS
     return frozenset(seen)
@@ -136,10 +162,9 @@ def visible_groups(viewer: Principal, agreement: Agreement) -> frozenset[FieldGr
 
 def beyond_network(agreement: Agreement, groups: Iterable[FieldGroup]) -> list[FieldGroup]:
     """The groups among ``groups`` that are not visible network-wide (their reads are audited)."""
-    return sorted(
-        (g for g in groups if agreement.rule(g).audience is not Audience.NETWORK),
-        key=list(FieldGroup).index,
-    )
+    return [
+        g for g in _GROUPS if g in groups and agreement.rule(g).audience is not Audience.NETWORK
+    ]
 
 
 def sql_can_see(
@@ -198,15 +223,15 @@ def load_agreements(session: Session, unit_ids: Iterable[int]) -> dict[int, Agre
     rules = session.execute(
         select(
             SharingRule.id, SharingRule.unit_id, SharingRule.field_group, SharingRule.audience
-        ).where(SharingRule.unit_id.in_(ids))
+        ).where(id_in(session, SharingRule.unit_id, ids))
     ).all()
-    listed_ids = [r.id for r in rules if r.audience == Audience.LISTED.value]
+    listed_ids = [r[0] for r in rules if r[3] == Audience.LISTED.value]
     countries: dict[int, set[str]] = {}
     units: dict[int, set[int]] = {}
     if listed_ids:
         for t in session.execute(
             select(SharingTarget.rule_id, SharingTarget.country_iso2, SharingTarget.unit_id).where(
-                SharingTarget.rule_id.in_(listed_ids)
+                id_in(session, SharingTarget.rule_id, listed_ids)
             )
         ):
             if t.country_iso2:
@@ -214,10 +239,11 @@ def load_agreements(session: Session, unit_ids: Iterable[int]) -> dict[int, Agre
             if t.unit_id:
                 units.setdefault(t.rule_id, set()).add(t.unit_id)
     by_unit: dict[int, dict[FieldGroup, Rule]] = {i: {} for i in ids}
-    for r in rules:
-        by_unit[r.unit_id][FieldGroup(r.field_group)] = Rule(
-            audience=Audience(r.audience),
-            countries=frozenset(countries.get(r.id, ())),
-            units=frozenset(units.get(r.id, ())),
+    empty: frozenset[Any] = frozenset()
+    for rule_id, unit_id, group, audience in rules:
+        by_unit[unit_id][_GROUP_OF[group]] = Rule(
+            audience=_AUDIENCE_OF[audience],
+            countries=frozenset(countries[rule_id]) if rule_id in countries else empty,
+            units=frozenset(units[rule_id]) if rule_id in units else empty,
         )
     return {i: Agreement(unit_id=i, rules=by_unit[i]) for i in ids}

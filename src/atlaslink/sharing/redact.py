@@ -5,6 +5,7 @@ every value returned beyond network-wide is noted for the read audit."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from datetime import date, timedelta
 
 from atlaslink.audit.service import note_read
@@ -43,8 +44,18 @@ def capability(
     )
 
 
+_ORDER = {g: i for i, g in enumerate(FieldGroup)}
+
+
+def _sorted(groups: frozenset[FieldGroup]) -> list[FieldGroup]:
+    return sorted(groups, key=_ORDER.__getitem__)
+
+
 def _contacts(rows: Sequence[UnitContact]) -> list[schemas.Contact]:
-    return [schemas.Contact(kind=c.kind, label=c.label, value=c.value) for c in rows]
+    # Stored values were validated on the way in; constructing skips validating them again.
+    # (model_construct's signature repeats the field types; kinds are checked on write.)
+    build: Any = schemas.Contact.model_construct
+    return [build(kind=c.kind, label=c.label, value=c.value) for c in rows]
 
 
 def unit_summary(
@@ -61,7 +72,8 @@ def unit_summary(
     if G.CONTACTS in groups and not contacts:
         shown.remove(G.CONTACTS)
     note_read("unit", unit.id, unit.id, [g.value for g in beyond_network(agreement, shown)])
-    return schemas.UnitSummary(
+    # Listings are hot: the values come from the database, so the model is constructed directly.
+    return schemas.UnitSummary.model_construct(
         id=unit.id,
         code=unit.code,
         name=unit.name,
@@ -73,7 +85,7 @@ def unit_summary(
         longitude=unit.longitude,
         languages=list(unit.languages or []),
         competent_authority=unit.competent_authority,
-        visible_groups=sorted(groups, key=list(FieldGroup).index),
+        visible_groups=_sorted(groups),
         capability_count=capability_count if G.EXISTENCE in groups else None,
         contacts=_contacts(contacts) if G.CONTACTS in groups else None,
     )
@@ -114,7 +126,7 @@ def unit_detail(
         longitude=unit.longitude,
         languages=list(unit.languages or []),
         competent_authority=unit.competent_authority,
-        visible_groups=sorted(groups, key=list(FieldGroup).index),
+        visible_groups=_sorted(groups),
         capability_count=len(caps) if G.EXISTENCE in groups else None,
         contacts=_contacts(contacts) if G.CONTACTS in groups else None,
         transport=[
