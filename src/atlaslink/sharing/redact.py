@@ -5,8 +5,8 @@ every value returned beyond network-wide is noted for the read audit."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from datetime import date, timedelta
+from typing import Any
 
 from atlaslink.audit.service import note_read
 from atlaslink.auth.principal import Principal
