@@ -58,6 +58,24 @@ def _contacts(rows: Sequence[UnitContact]) -> list[schemas.Contact]:
     return [build(kind=c.kind, label=c.label, value=c.value) for c in rows]
 
 
+def _directory(unit: Unit, network_code: str, groups: frozenset[FieldGroup]) -> dict[str, Any]:
+    """The directory entry, visible network-wide, and which groups the viewer sees."""
+    return {
+        "id": unit.id,
+        "code": unit.code,
+        "name": unit.name,
+        "country": unit.country_iso2,
+        "country_display": display_country(unit.country_iso2),
+        "network": network_code,
+        "base_location": unit.base_location,
+        "latitude": unit.latitude,
+        "longitude": unit.longitude,
+        "languages": list(unit.languages or []),
+        "competent_authority": unit.competent_authority,
+        "visible_groups": _sorted(groups),
+    }
+
+
 def unit_summary(
     viewer: Principal,
     unit: Unit,
@@ -74,18 +92,7 @@ def unit_summary(
     note_read("unit", unit.id, unit.id, [g.value for g in beyond_network(agreement, shown)])
     # Listings are hot: the values come from the database, so the model is constructed directly.
     return schemas.UnitSummary.model_construct(
-        id=unit.id,
-        code=unit.code,
-        name=unit.name,
-        country=unit.country_iso2,
-        country_display=display_country(unit.country_iso2),
-        network=network_code,
-        base_location=unit.base_location,
-        latitude=unit.latitude,
-        longitude=unit.longitude,
-        languages=list(unit.languages or []),
-        competent_authority=unit.competent_authority,
-        visible_groups=_sorted(groups),
+        **_directory(unit, network_code, groups),
         capability_count=capability_count if G.EXISTENCE in groups else None,
         contacts=_contacts(contacts) if G.CONTACTS in groups else None,
     )
@@ -115,18 +122,7 @@ def unit_detail(
         shown.append(G.TRANSPORT)
     note_read("unit", unit.id, unit.id, [g.value for g in beyond_network(agreement, shown)])
     return schemas.UnitDetail(
-        id=unit.id,
-        code=unit.code,
-        name=unit.name,
-        country=unit.country_iso2,
-        country_display=display_country(unit.country_iso2),
-        network=network_code,
-        base_location=unit.base_location,
-        latitude=unit.latitude,
-        longitude=unit.longitude,
-        languages=list(unit.languages or []),
-        competent_authority=unit.competent_authority,
-        visible_groups=_sorted(groups),
+        **_directory(unit, network_code, groups),
         capability_count=len(caps) if G.EXISTENCE in groups else None,
         contacts=_contacts(contacts) if G.CONTACTS in groups else None,
         transport=[
