@@ -1,0 +1,1 @@
+"""Benchmarks (run from the repository root; results in BENCHMARKS.md)."""
