@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -158,7 +159,7 @@ def _free_port() -> int:
 def test_demo_prints_logins_and_serves(cli_db: str, tmp_path: Path) -> None:
     """The README's first command: demo data, printed log-ins, a server that answers."""
     port = _free_port()
-    env = {**os.environ, "ATLASLINK_DATABASE_URL": cli_db, "COLUMNS": "200"}
+    env = {**os.environ, "ATLASLINK_DATABASE_URL": cli_db, "COLUMNS": "60"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "atlaslink.cli", "demo", "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -187,3 +188,6 @@ def test_demo_prints_logins_and_serves(cli_db: str, tmp_path: Path) -> None:
     for username in ("admin", "support", "commander.at", "duty.at", "ncp.de", "observer"):
         assert username in output
     assert "TOTP" in output and "Traceback" not in output
+    # Even in a narrow terminal every credential is printed whole.
+    assert len(re.findall(r"TOTP secret: [A-Z2-7]{32}\s", output)) >= 9, output
+    assert len(re.findall(r"password: +\S{16}\s", output)) >= 9, output

@@ -135,14 +135,12 @@ def demo(
             seed.ensure_reference_data(session)
             seed.load_units(session, lambda i, n: bar.update(task, completed=i, total=n))
             accounts = _reset_demo_accounts(session)
-    table = Table(
-        title="Demo log-ins (fictional data; TOTP: add the secret to an authenticator app)"
-    )
-    for col in ("username", "role", "of", "password", "TOTP secret"):
-        table.add_column(col)
+    # Plain lines, never a table: credentials must not be truncated by a narrow terminal.
+    out.print("[bold]Demo log-ins[/] (fictional data; add the TOTP secret to an authenticator app)")
     for a in accounts:
-        table.add_row(a.username, ROLE_LABELS[a.role], a.where, a.password, a.totp_secret)
-    out.print(table)
+        out.print(f"  {a.username}  ({ROLE_LABELS[a.role]}, {a.where})", highlight=False)
+        out.print(f"      password:    {a.password}", soft_wrap=True, highlight=False)
+        out.print(f"      TOTP secret: {a.totp_secret}", soft_wrap=True, highlight=False)
     out.print(
         f"Open http://{host}:{port}/ and log in. Current TOTP code: `atlaslink totp-code SECRET`."
     )
