@@ -6,8 +6,8 @@ Both measurements of bench/bench_list_units.py are served by this one app and pr
 
 * ``GET /api/v1/units?page=K&per_page=100``: the real listing, sharing applied;
 * ``GET /bench/units-unfiltered?page=K&per_page=100``: the same rows, counts and contacts from
-  ``service.list_units_unfiltered``: same authentication (``api_principal``), same middleware,
-  same unit-of-work transaction, no sharing step.
+  ``bench.unfiltered.list_units_unfiltered``: same authentication (``api_principal``), same
+  middleware, same unit-of-work transaction, no sharing step.
 
 It is never part of the product: the route exists only in this file.
 """
@@ -19,9 +19,9 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query
 
 from atlaslink.app import create_app
-from atlaslink.registry import service
 from atlaslink.registry.repository import UnitFilters
 from atlaslink.web.deps import DB, ApiPrincipal
+from bench.unfiltered import list_units_unfiltered
 
 
 def create_bench_app() -> FastAPI:
@@ -34,6 +34,6 @@ def create_bench_app() -> FastAPI:
         page: Annotated[int, Query(ge=1)] = 1,
         per_page: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> list[dict[str, Any]]:
-        return service.list_units_unfiltered(db, UnitFilters(), page, per_page)
+        return list_units_unfiltered(db, UnitFilters(), page, per_page)
 
     return app

@@ -3,7 +3,7 @@
     .venv/bin/python bench/profile_list_units.py [--iterations 50] [--cprofile]
 
 Times each step of ``service.list_units`` (with sharing, as the benchmark's duty officer) and of
-``service.list_units_unfiltered`` on the benchmark database, plus what the API does around
+``bench.unfiltered.list_units_unfiltered`` on the benchmark database, plus what the API does around
 them: validating/serialising the response and the read-audit append + commit. Medians over
 --iterations requests, pages drawn at random from 1..100 (seeded). Single-threaded, so this is
 service time, not queueing. With --cprofile, also prints the top functions of the sharing path.
@@ -46,6 +46,7 @@ from atlaslink.sharing.policy import (
     sql_can_see,
     visible_groups,
 )
+from bench.unfiltered import list_units_unfiltered
 
 TOKENS_FILE = Path(__file__).resolve().parent / "results" / "tokens.json"
 PER_PAGE = 100
@@ -138,12 +139,10 @@ def unfiltered_whole(db: Session, token: str, page: int, st: Steps) -> None:
     user = auth.authenticate_token(db, token)
     assert user is not None
     st.time(
-        "service.list_units_unfiltered + JSON + commit",
+        "list_units_unfiltered + JSON + commit",
         lambda: (
             adapter.dump_json(
-                adapter.validate_python(
-                    service.list_units_unfiltered(db, UnitFilters(), page, PER_PAGE)
-                )
+                adapter.validate_python(list_units_unfiltered(db, UnitFilters(), page, PER_PAGE))
             ),
             db.commit(),
         ),

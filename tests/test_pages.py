@@ -190,3 +190,10 @@ def test_support_office_adds_taxonomy_type_on_the_page(pages_as) -> None:  # typ
     )
     assert r.status_code == 200 and "tunnel_ops" in r.text
     assert "Add type" not in pages_as("duty.at").get("/taxonomy").text
+
+
+def test_other_units_edit_pages_are_forbidden(pages_as, db: Session) -> None:  # type: ignore[no-untyped-def]
+    other = unit_id(db, "DE-FALKE")
+    c = pages_as("commander.at")
+    for path in (f"/units/{other}/edit", f"/units/{other}/capabilities", f"/units/{other}/sharing"):
+        assert c.get(path).status_code in (403, 404), path

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from atlaslink.auth import service as auth
 from atlaslink.models import CapabilityEntry, Unit, User, utcnow
-from atlaslink.registry.repository import UnitFilters
 from atlaslink.sharing.policy import (
     FieldGroup,
     can_see,
@@ -191,7 +190,6 @@ def test_sql_and_python_sharing_rules_agree(db: Session) -> None:
             assert sql == py, (user.username, group)
             if group is FieldGroup.EXISTENCE:
                 assert py == {u for u in units if can_see(viewer, agreements[u], group)}
-    assert UnitFilters().q is None
 
 
 def test_support_office_manages_networks_and_members(api_as) -> None:  # type: ignore[no-untyped-def]

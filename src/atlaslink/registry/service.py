@@ -90,33 +90,6 @@ def list_units(
     return schemas.Page[schemas.UnitSummary](**_page(items, total, page, per_page))
 
 
-def list_units_unfiltered(
-    session: Session, f: UnitFilters, page: int = 1, per_page: int = 50
-) -> list[dict[str, Any]]:
-    """The same listing with no sharing applied. Only for the benchmark's baseline."""
-    offset, limit = page_bounds(page, per_page)
-    rows, _ = repo.units_page(session, None, f, offset, limit)
-    ids = [u.id for u, _ in rows]
-    counts = repo.capability_counts(session, ids)
-    contacts = repo.contacts_of(session, ids)
-    return [
-        {
-            "id": u.id,
-            "code": u.code,
-            "name": u.name,
-            "country": u.country_iso2,
-            "network": n,
-            "base_location": u.base_location,
-            "languages": u.languages,
-            "capability_count": counts.get(u.id, 0),
-            "contacts": [
-                {"kind": c.kind, "label": c.label, "value": c.value} for c in contacts[u.id]
-            ],
-        }
-        for u, n in rows
-    ]
-
-
 def get_unit(session: Session, viewer: Principal, unit_id: int) -> schemas.UnitDetail:
     details = unit_details(session, viewer, [unit_id])
     if not details:

@@ -441,10 +441,12 @@ def export_rows(
     viewer.require(Permission.REGISTRY_EXPORT)
     unit_rows: list[list[Any]] = []
     cap_rows: list[list[Any]] = []
-    page = 1
+    offset = 0
     while True:
-        units = service.list_units(session, viewer, f, page, 500)
-        for u in units.items:
+        # The page's ids honour the viewer's filters; unit_details applies the sharing rules.
+        rows, total = repo.units_page(session, viewer, f, offset, 500)
+        details = service.unit_details(session, viewer, [row.id for row, _ in rows])
+        for u in details:
             unit_rows.append(
                 [
                     u.code,
@@ -458,7 +460,6 @@ def export_rows(
                     u.competent_authority,
                 ]
             )
-        details = service.unit_details(session, viewer, [u.id for u in units.items])
         for d in details:
             for c in d.capabilities:
                 cap_rows.append(
@@ -478,9 +479,9 @@ def export_rows(
                         _yn(c.stale),
                     ]
                 )
-        if page >= units.pages:
+        offset += 500
+        if offset >= total:
             break
-        page += 1
     return unit_rows, cap_rows
 
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from atlaslink.auth.permissions import Permission
 from atlaslink.config import get_settings
-from atlaslink.errors import DomainError, Invalid
+from atlaslink.errors import DomainError, Forbidden, Invalid
 from atlaslink.registry import schemas, service
 from atlaslink.registry.endpoints import unit_filters
 from atlaslink.registry.repository import UnitFilters
@@ -80,7 +80,7 @@ def unit_edit(request: Request, unit_id: int, page: Page, db: DB) -> Response:
     page.principal.require(Permission.UNITS_EDIT_OWN)
     unit = service.get_unit(db, page.principal, unit_id)
     if page.principal.unit_id != unit_id:
-        raise Invalid("You may change only your own unit.")
+        raise Forbidden("You may change only your own unit.")
     return render(
         request,
         "unit_edit.html",
@@ -161,7 +161,7 @@ def _errors(exc: Exception) -> list[dict[str, Any]]:
 def capabilities_edit(request: Request, unit_id: int, page: Page, db: DB) -> Response:
     page.principal.require(Permission.CAPABILITIES_EDIT_OWN)
     if page.principal.unit_id != unit_id:
-        raise Invalid("You may change only your own unit.")
+        raise Forbidden("You may change only your own unit.")
     unit = service.get_unit(db, page.principal, unit_id)
     return render(
         request,
