@@ -2,13 +2,16 @@
 
     .venv/bin/python bench/load_registry.py            # drop and rebuild atlaslink_bench
     .venv/bin/python bench/load_registry.py --reuse    # keep it if it is already loaded
+    .venv/bin/python bench/load_registry.py --database atlaslink_bench_ops   # another database
 
 Runs the migrations, loads the reference data (countries, ATLAS network, the 27 capability
 types), then bulk-loads with PostgreSQL COPY: units, 20 capability entries each (20 of the 27
 types, picked deterministically), 2 contacts each, transport assets for some units, and a
 sharing agreement per unit (6 rules, one per field group; audiences vary and "listed" rules
 have sharing_targets rows). Finally creates the benchmark users and their API tokens and writes
-them to bench/results/tokens.json (git-ignored), which bench/bench_list_units.py reads.
+them to bench/results/tokens.json (git-ignored), which bench/bench_list_units.py reads; with
+``--database NAME`` (another benchmark's own copy, so two benchmarks never rebuild each other's
+data) the tokens go to bench/results/tokens-NAME.json instead.
 
 Everything is generated from a fixed seed, so every run builds the same data.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -117,17 +121,21 @@ def log(console: Console, message: str) -> None:
     console.print(f"[bold]{time.strftime('%H:%M:%S')}[/] {message}")
 
 
-def prepare_database(console: Console, reuse: bool) -> None:
+def tokens_file(name: str = DB_NAME) -> Path:
+    return TOKENS_FILE if name == DB_NAME else RESULTS / f"tokens-{name}.json"
+
+
+def prepare_database(console: Console, reuse: bool, name: str = DB_NAME) -> None:
     with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists and reuse:
-            log(console, f"reusing database {DB_NAME}")
+            log(console, f"reusing database {name}")
             return
         if exists:
-            log(console, f"dropping database {DB_NAME}")
-            conn.execute(f'DROP DATABASE "{DB_NAME}" WITH (FORCE)')
-        log(console, f"creating database {DB_NAME}")
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+            log(console, f"dropping database {name}")
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        log(console, f"creating database {name}")
+        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _template(rng: random.Random) -> dict[str, str]:
@@ -390,7 +398,7 @@ def bulk_load(console: Console, url: str, units: int) -> None:
     log(console, "VACUUM ANALYZE done")
 
 
-def ensure_users(console: Console, url: str) -> dict[str, Any]:
+def ensure_users(console: Console, url: str, tokens: Path = TOKENS_FILE) -> dict[str, Any]:
     """The benchmark users with one fresh API token each (tokens are stored only hashed)."""
     engine = make_engine(url)
     out: dict[str, Any] = {"database_url": url, "users": {}}
@@ -428,9 +436,9 @@ def ensure_users(console: Console, url: str) -> dict[str, Any]:
         s.commit()
     engine.dispose()
     RESULTS.mkdir(exist_ok=True)
-    TOKENS_FILE.write_text(json.dumps(out, indent=2) + "\n")
-    TOKENS_FILE.chmod(0o600)
-    log(console, f"users and tokens written to {TOKENS_FILE}")
+    tokens.write_text(json.dumps(out, indent=2) + "\n")
+    tokens.chmod(0o600)
+    log(console, f"users and tokens written to {tokens}")
     return out
 
 
@@ -438,13 +446,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reuse", action="store_true", help="keep an already loaded database")
     parser.add_argument("--units", type=int, default=10_000, help="units to load (10000)")
+    parser.add_argument(
+        "--database", default=DB_NAME, help=f"database name on the server ({DB_NAME})"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.units <= 100_000:
         parser.error("--units must be between 1 and 100000")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", args.database):
+        parser.error("--database must be a plain lower-case PostgreSQL identifier")
     console = Console()
     started = time.monotonic()
-    prepare_database(console, args.reuse)
-    url = database_url()
+    prepare_database(console, args.reuse, args.database)
+    url = database_url(args.database)
     engine = make_engine(url)
     log(console, "running migrations")
     upgrade(engine)
@@ -459,8 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif have == args.units:
         log(console, f"{have} units already loaded; keeping them")
     else:
-        sys.exit(f"{DB_NAME} holds {have} units, not {args.units}: run without --reuse")
-    ensure_users(console, url)
+        sys.exit(f"{args.database} holds {have} units, not {args.units}: run without --reuse")
+    ensure_users(console, url, tokens_file(args.database))
     log(console, f"done in {time.monotonic() - started:.1f} s")
     return 0
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from importlib.resources import files
 
 from fastapi import FastAPI, Request
@@ -88,11 +90,37 @@ def _finish(db: Session, ledger: ReadLedger, commit: bool) -> None:
 
 
 def create_app(
-    engine: Engine | None = None, session_factory: sessionmaker[Session] | None = None
+    engine: Engine | None = None,
+    session_factory: sessionmaker[Session] | None = None,
+    *,
+    run_jobs: bool | None = None,
 ) -> FastAPI:
     settings = get_settings()
+    # The server started by `atlaslink serve` (no engine given) runs the background job of
+    # deadlines, escalations and e-mail unless told not to; tests and embedders opt in.
+    jobs = settings.run_jobs_in_server if run_jobs is None and engine is None else bool(run_jobs)
     engine = engine or get_engine()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if jobs:
+            from atlaslink.operations import tasks
+
+            maker = app.state.sessionmaker
+
+            @contextmanager
+            def uow() -> Iterator[Session]:
+                with maker() as s, s.begin():
+                    yield s
+
+            task = asyncio.create_task(tasks.run_forever(uow, settings.tick_seconds))
+        yield
+        if task is not None:
+            task.cancel()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="atlaslink",
         version=__version__,
         description="Coordination platform of the ATLAS network of special intervention units.",

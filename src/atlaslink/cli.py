@@ -178,6 +178,39 @@ def _reset_demo_accounts(session: Session) -> list[DemoAccount]:
     return accounts
 
 
+@app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Run one pass and exit (for cron or a check).")
+    ] = False,
+    interval: Annotated[
+        float | None, typer.Option(help="Seconds between passes (ATLASLINK_TICK_SECONDS).")
+    ] = None,
+) -> None:
+    """Run the background job: acknowledgement deadlines, escalations, lapses, e-mail.
+
+    `atlaslink serve` runs it too; a separate worker is for installations that set
+    ATLASLINK_RUN_JOBS_IN_SERVER=false. Several may run at once safely.
+    """
+    import time
+
+    from atlaslink.operations import tasks
+
+    with handled():
+        _upgrade()
+    pause = interval if interval is not None else get_settings().tick_seconds
+    while True:
+        with handled():
+            done = tasks.tick(unit_of_work)
+        out.print(
+            f"escalated {done['escalated']} · lapsed {done['lapsed']} · "
+            f"e-mails sent {done['emails']}"
+        )
+        if once:
+            return
+        time.sleep(pause)
+
+
 @app.command("totp-code")
 def totp_code(secret: str) -> None:
     """Print the current TOTP code for a secret (for testers without an authenticator app)."""

@@ -35,6 +35,41 @@ class Settings(BaseSettings):
     page_size_default: int = 50
     page_size_max: int = 500
 
+    # --- Assistance requests -------------------------------------------------------------
+    # Minutes an addressed unit has to acknowledge, and how many times the next duty contact
+    # is alerted before the support office is.
+    ack_minutes: int = 10
+    max_escalations: int = 2
+    # The highest classification this installation may hold; anything above is refused.
+    # One of: none, RESTREINT_UE, CONFIDENTIEL_UE, SECRET_UE.
+    max_classification: str = "RESTREINT_UE"
+    # Defaults proposed for a new arrangements record (never a hard-coded rule: edit per case).
+    default_command: str = (
+        "Assisting officers act in a supporting capacity under the responsibility, authority and "
+        "direction of the requesting state, under its law, and only within the powers their own "
+        "national law gives them."
+    )
+    default_costs: str = "To be agreed between the requesting and the assisting state."
+    default_liability: str = "To be agreed between the requesting and the assisting state."
+    # Optional road routing service (OSRM-compatible HTTP API, e.g. http://osrm.local:5000);
+    # without it, road times are estimated from distances (docs/matching.md).
+    routing_url: str | None = None
+    routing_timeout_seconds: float = 2.0
+    # How often the background job looks for due deadlines, lapses and e-mail (seconds).
+    tick_seconds: float = 5.0
+    # Start the background job inside `atlaslink serve` (a separate `atlaslink worker` also works).
+    run_jobs_in_server: bool = True
+
+    # --- E-mail (notifications) --------------------------------------------------------------
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "atlaslink@localhost"
+    # Used in links inside e-mails.
+    base_url: str = "http://127.0.0.1:8000"
+
 
 @lru_cache
 def get_settings() -> Settings:

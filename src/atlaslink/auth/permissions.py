@@ -17,6 +17,15 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     USERS_MANAGE = "users:manage"
     TOKENS_OWN = "tokens:own"  # create, list and revoke one's own API tokens
+    # Assistance requests. Which request a holder may see is decided per request
+    # (operations/policy.py): the requesting country, the addressed units, granted parties.
+    REQUESTS_READ = "requests:read"
+    REQUESTS_CREATE = "requests:create"  # pre-alerts and requests of one's own country
+    REQUESTS_APPROVE = "requests:approve"  # the national gate of one's own country
+    REQUESTS_RESPOND = "requests:respond"  # acknowledge and answer for one's own unit
+    DEPLOYMENTS_REPORT = "deployments:report"  # own team's movement, manifest, recall
+    OPERATIONS_SUPERVISE = "operations:supervise"  # escalations, grants, network dashboard
+    COUNTRY_RULES_EDIT = "country-rules:edit"  # approval steps, bilateral agreements
 
 
 class Role(StrEnum):
@@ -51,6 +60,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REGISTRY_EXPORT,
             P.AUDIT_READ,
             P.TOKENS_OWN,
+            P.REQUESTS_READ,
+            P.OPERATIONS_SUPERVISE,
+            P.COUNTRY_RULES_EDIT,
         }
     ),
     # Heads a unit: decides its profile and who sees what. Imports only its own unit's rows.
@@ -63,14 +75,38 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REGISTRY_IMPORT,
             P.REGISTRY_EXPORT,
             P.TOKENS_OWN,
+            P.REQUESTS_READ,
+            P.REQUESTS_CREATE,
+            P.REQUESTS_RESPOND,
+            P.DEPLOYMENTS_REPORT,
         }
     ),
-    # The 24/7 desk: keeps readiness (capability entries) current; cannot change sharing.
+    # The 24/7 desk: keeps readiness current, raises and answers requests; cannot change sharing.
     Role.DUTY_OFFICER: frozenset(
-        {P.UNITS_READ, P.CAPABILITIES_EDIT_OWN, P.REGISTRY_EXPORT, P.TOKENS_OWN}
+        {
+            P.UNITS_READ,
+            P.CAPABILITIES_EDIT_OWN,
+            P.REGISTRY_EXPORT,
+            P.TOKENS_OWN,
+            P.REQUESTS_READ,
+            P.REQUESTS_CREATE,
+            P.REQUESTS_RESPOND,
+            P.DEPLOYMENTS_REPORT,
+        }
     ),
-    Role.NATIONAL_CONTACT: frozenset({P.UNITS_READ, P.REGISTRY_EXPORT, P.TOKENS_OWN}),
-    Role.OBSERVER: frozenset({P.UNITS_READ, P.REGISTRY_EXPORT, P.TOKENS_OWN}),
+    # Ministry or police HQ: raises requests for its country and is its national gate.
+    Role.NATIONAL_CONTACT: frozenset(
+        {
+            P.UNITS_READ,
+            P.REGISTRY_EXPORT,
+            P.TOKENS_OWN,
+            P.REQUESTS_READ,
+            P.REQUESTS_CREATE,
+            P.REQUESTS_APPROVE,
+        }
+    ),
+    # Reads what is shared with observers; sees a request only when granted.
+    Role.OBSERVER: frozenset({P.UNITS_READ, P.REGISTRY_EXPORT, P.TOKENS_OWN, P.REQUESTS_READ}),
 }
 
 # Roles whose holders belong to a unit, or to a country.

@@ -155,3 +155,57 @@ def matrix_cells(
         shown = [G.EXISTENCE] + ([G.LEVEL] if G.LEVEL in groups else [])
         note_read("unit", unit_id, unit_id, [g.value for g in beyond_network(agreement, shown)])
     return cells
+
+
+def candidate_view(
+    viewer: Principal,
+    unit: Unit,
+    agreement: Agreement,
+    entry: CapabilityEntry,
+    transport: Sequence[TransportAsset],
+) -> dict[str, Any]:
+    """What a viewer of a ranking sees of one candidate unit's entry for the ranked capability.
+
+    Only keys the viewer may see are present (a hidden field is absent, not ``None``), and
+    values beyond network-wide are noted for the read audit, as for the unit's profile.
+    """
+    groups = visible_groups(viewer, agreement)
+    out: dict[str, Any] = {
+        "base_location": unit.base_location,
+        "languages": list(unit.languages or []),
+    }
+    shown: list[FieldGroup] = []
+    if G.EXISTENCE in groups:
+        shown.append(G.EXISTENCE)
+        out |= {
+            "may_deploy_abroad": entry.may_deploy_abroad,
+            "may_carry_arms_abroad": entry.may_carry_arms_abroad,
+            "may_carry_explosives_abroad": entry.may_carry_explosives_abroad,
+            "last_validated": entry.last_validated,
+            "validated_exercise": entry.validated_exercise,
+            "confirmed_on": entry.confirmed_on,
+        }
+    if G.LEVEL in groups:
+        shown.append(G.LEVEL)
+        out["level"] = entry.level
+    if G.PACKAGE in groups:
+        shown.append(G.PACKAGE)
+        out["package_size"] = entry.package_size
+        out["self_sufficiency_hours"] = entry.self_sufficiency_hours
+    if G.NOTICE in groups:
+        shown.append(G.NOTICE)
+        out["notice_to_move_hours"] = entry.notice_to_move_hours
+    if G.TRANSPORT in groups:
+        out["transport"] = [
+            {
+                "kind": t.kind,
+                "description": t.description,
+                "quantity": t.quantity,
+                "capacity_persons": t.capacity_persons,
+            }
+            for t in transport
+        ]
+        if transport:
+            shown.append(G.TRANSPORT)
+    note_read("unit", unit.id, unit.id, [g.value for g in beyond_network(agreement, shown)])
+    return out

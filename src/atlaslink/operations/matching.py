@@ -1,0 +1,1403 @@
+"""Ranking the units that could fill one line of an assistance request (issue 3, item 2).
+
+How it works, with the weights and the ETA model's assumptions: docs/matching.md. In short:
+
+* One SQL statement reads the line's capability entries of every unit of another country whose
+  entries the matching engine may use, applies the hard exclusions as a flag, scores every
+  row, and returns only the best ``limit`` candidates, the best-placed excluded units and the
+  two counts. Scoring in SQL keeps a 10,000-unit registry from ever being loaded into Python;
+  on SQLite the great-circle distance is a Python function registered on the connection
+  (SQLite's own math functions are a compile-time option), on PostgreSQL the same formula in
+  SQL.
+* Only the returned rows are explained: their agreements, entries and transport are loaded in
+  bulk, what the viewer may see comes from ``sharing.redact.candidate_view`` and every factor
+  text is written from the viewer's visible groups, so a value the viewer may not see (e.g.
+  shared with the matching engine only) counts in the rank but never appears.
+* With ``routing_url`` configured, road times of the returned candidates are refined with an
+  OSRM-compatible service and the candidates re-sorted; on any error the estimate stays.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Date,
+    Float,
+    Integer,
+    Row,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    not_,
+    null,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Session, aliased
+
+from atlaslink.auth.principal import MATCHING_ENGINE, Principal
+from atlaslink.config import get_settings
+from atlaslink.db import id_in
+from atlaslink.models import (
+    AssistanceRequest,
+    BilateralAgreement,
+    CapabilityEntry,
+    CapabilityType,
+    Country,
+    CountrySettings,
+    Offer,
+    RequestLine,
+    SharingRule,
+    TransportAsset,
+    Unit,
+    utcnow,
+)
+from atlaslink.operations import geography, states
+from atlaslink.registry.taxonomy_seed import display_country
+from atlaslink.sharing import redact
+from atlaslink.sharing.policy import (
+    Agreement,
+    Audience,
+    FieldGroup,
+    Rule,
+    can_see,
+    load_agreements,
+    visible_groups,
+)
+
+G = FieldGroup
+DASH = "\N{EN DASH}"
+
+# --- The ETA model (docs/matching.md "ETA model"; speeds and overheads are assumptions) -----
+# Notice-to-move assumed when the unit did not record it or did not share it with matching:
+# pessimistic, so that a unit never ranks higher for hiding it.
+DEFAULT_NOTICE_HOURS = 12.0
+# Road: great-circle distance x detour factor at a convoy's average speed, plus a fixed
+# overhead per border crossing (notification of host police, hand-over of escorts).
+ROAD_DETOUR_FACTOR = 1.3
+ROAD_KMH = 75.0
+BORDER_CROSSING_HOURS = 0.5
+# Air: only with an aircraft or helicopter the unit shares with the matching engine.
+AIRCRAFT_KMH = 600.0
+AIRCRAFT_OVERHEAD_HOURS = 2.0  # overflight/landing clearances, boarding, airfield transfers
+HELICOPTER_KMH = 220.0
+HELICOPTER_OVERHEAD_HOURS = 1.0
+HELICOPTER_MAX_KM = 700.0  # beyond one refuelling stop a helicopter is not the quick option
+
+# --- Scoring weights (points; higher ranks first; docs/matching.md "Score") ---------------
+# Level: per level above the line's minimum (0..3 levels, so at most 18).
+W_LEVEL = 6.0
+# Package: the whole requested quantity covered; pro rata below it (one unit covering the line
+# spares the requester coordinating several teams).
+W_PACKAGE = 15.0
+# ETA: W_ETA * ETA_HALF_HOURS / (ETA_HALF_HOURS + eta): 40 at once, 20 at 8 h, 10 at 24 h.
+# The largest weight: this is a rapid-response mechanism. Never flat, so far units still sort.
+W_ETA = 40.0
+ETA_HALF_HOURS = 8.0
+# Expected to arrive after the line's needed-by time (still a candidate).
+W_LATE = 10.0
+# Working language: a shared language other than English is worth more than English alone
+# (English is the network's fallback, a native overlap avoids interpreting under stress).
+W_NATIVE_LANGUAGE = 8.0
+W_ENGLISH = 4.0
+ENGLISH = "en"
+# Current deployments on other live requests, per deployment, counted up to three.
+W_COMMITMENT = 6.0
+MAX_COMMITMENTS_COUNTED = 3
+# Capability data not confirmed within settings.stale_after_days.
+W_STALE = 5.0
+
+# Best-placed excluded units returned, and how many are read to find them (some may be units
+# the viewer may not know hold the capability: those are counted, not named).
+MAX_EXCLUDED = 20
+_EXCLUDED_READ = 3 * MAX_EXCLUDED
+MAX_LIMIT = 100
+# All routing calls of one ranking together stop after this many timeouts' worth of time.
+ROUTING_BUDGET_TIMEOUTS = 4
+
+INTERVENTION = "intervention"
+EXPLOSIVE_BREACHING = "breaching_explosive"
+BASIS_2008_617 = "2008/617-art3"
+BASIS_BILATERAL = "bilateral"
+
+
+def _matching_audiences() -> tuple[str, ...]:
+    """The audiences whose groups the matching engine may use, asked of the sharing policy
+    (rather than listed here) so that the two can never disagree."""
+    probe = G.EXISTENCE
+    return tuple(
+        sorted(
+            a.value
+            for a in Audience
+            if can_see(MATCHING_ENGINE, Agreement(unit_id=0, rules={probe: Rule(a)}), probe)
+        )
+    )
+
+
+MATCHING_AUDIENCES = _matching_audiences()
+
+
+# --- Output models -----------------------------------------------------------------------
+
+
+class Factor(BaseModel):
+    code: str
+    verdict: Literal["good", "ok", "weak"]
+    text: str
+
+
+class Candidate(BaseModel):
+    rank: int
+    unit_id: int
+    unit_code: str
+    unit_name: str
+    country: str
+    country_display: str
+    # 1 neighbour, 2 same region, 3 rest of the network (geography.ring_of).
+    ring: int
+    eta_band: str
+    arrives_before_needed_by: bool | None
+    factors: list[Factor]
+    # The unit's fields for this capability that the viewer may see (sharing.redact).
+    shown: dict[str, Any]
+    committed_elsewhere: int
+
+
+class Exclusion(BaseModel):
+    unit_id: int
+    unit_code: str
+    unit_name: str
+    country: str
+    country_display: str
+    reasons: list[str]
+    shown: dict[str, Any]
+
+
+class Ranking(BaseModel):
+    request_id: int
+    line_id: int
+    line_no: int
+    capability_code: str
+    capability_name: str
+    min_level: int
+    quantity: int
+    needed_by: datetime | None
+    candidates: list[Candidate]
+    # All units that fit (candidates holds the best `limit` of them).
+    candidate_count: int
+    # The best-placed excluded units whose capability the viewer may know about, with reasons.
+    excluded: list[Exclusion]
+    excluded_count: int
+    # Units not considered at all: the requesting country's own units, units that do not record
+    # this capability, or record it for their own unit only. A count; never named.
+    not_considered: int
+    notes: list[str]
+    computed_at: datetime
+
+
+# --- Legal fit ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryFlags:
+    may_deploy_abroad: bool
+    may_carry_arms_abroad: bool
+    may_carry_explosives_abroad: bool
+
+
+@dataclass(frozen=True)
+class AgreementInfo:
+    id: int
+    name: str
+    country_a: str
+    country_b: str
+    valid_from: date | None
+    valid_to: date | None
+
+    def covers(self, x: str, y: str) -> bool:
+        return {self.country_a, self.country_b} == {x, y}
+
+    def valid_on(self, day: date) -> bool:
+        return (self.valid_from is None or self.valid_from <= day) and (
+            self.valid_to is None or day <= self.valid_to
+        )
+
+    def validity(self) -> str:
+        start = self.valid_from.isoformat() if self.valid_from else "…"
+        end = self.valid_to.isoformat() if self.valid_to else "…"
+        return f"valid {start} to {end}"
+
+
+@dataclass(frozen=True)
+class LegalContext:
+    """What the law and the per-country settings say about one request (and, once
+    :meth:`for_line` has been applied, one of its lines)."""
+
+    requesting_country: str
+    legal_basis: str | None
+    on: date
+    # The request includes an intervention: officers bring their arms.
+    arms_needed: bool
+    host_prohibits_arms: bool
+    host_prohibits_explosives: bool
+    # Countries whose settings require a bilateral agreement for assistance to or from them.
+    bilateral_countries: frozenset[str]
+    excluded_from_2008_617: frozenset[str]
+    # Agreements between the requesting country and each partner country.
+    agreements: Mapping[str, tuple[AgreementInfo, ...]]
+    # The agreement the request names (legal basis "bilateral").
+    named_agreement: AgreementInfo | None
+    # Every country the platform knows (for turning country-level reasons into a SQL filter).
+    countries: frozenset[str]
+    # The line is explosive breaching: officers bring explosives (set by for_line).
+    explosives_needed: bool = False
+
+    def for_line(self, capability_code: str) -> LegalContext:
+        return replace(self, explosives_needed=capability_code == EXPLOSIVE_BREACHING)
+
+    def bilateral_needed(self, unit_country: str) -> bool:
+        return (
+            self.legal_basis == BASIS_BILATERAL
+            or self.requesting_country in self.bilateral_countries
+            or unit_country in self.bilateral_countries
+        )
+
+
+def load_legal_context(
+    session: Session, request: AssistanceRequest, *, on: date | None = None
+) -> LegalContext:
+    """The request's legal context on ``on`` (default: today, UTC). Country-wide facts for
+    :func:`legal_fit`; call :meth:`LegalContext.for_line` for a line's explosives rule."""
+    day = on or utcnow().date()
+    home = request.requesting_country
+    settings = {s.country_iso2: s for s in session.scalars(select(CountrySettings))}
+    host = settings.get(home)
+    agreements: dict[str, list[AgreementInfo]] = {}
+    named: AgreementInfo | None = None
+    rows = session.scalars(
+        select(BilateralAgreement).where(
+            or_(
+                BilateralAgreement.country_a == home,
+                BilateralAgreement.country_b == home,
+                BilateralAgreement.id == request.bilateral_agreement_id,
+            )
+        )
+    )
+    for a in rows:
+        info = AgreementInfo(a.id, a.name, a.country_a, a.country_b, a.valid_from, a.valid_to)
+        if a.id == request.bilateral_agreement_id:
+            named = info
+        if home in (a.country_a, a.country_b):
+            partner = a.country_b if a.country_a == home else a.country_a
+            agreements.setdefault(partner, []).append(info)
+    return LegalContext(
+        requesting_country=home,
+        legal_basis=request.legal_basis,
+        on=day,
+        arms_needed=INTERVENTION in (request.nature or []),
+        host_prohibits_arms=bool(host and host.prohibits_foreign_arms),
+        host_prohibits_explosives=bool(host and host.prohibits_foreign_explosives),
+        bilateral_countries=frozenset(
+            c for c, s in settings.items() if s.requires_bilateral_agreement
+        ),
+        excluded_from_2008_617=frozenset(
+            c for c, s in settings.items() if s.excluded_from_2008_617
+        ),
+        agreements={c: tuple(sorted(v, key=lambda i: i.id)) for c, v in agreements.items()},
+        named_agreement=named,
+        countries=frozenset(session.scalars(select(Country.iso2))),
+    )
+
+
+def legal_fit(ctx: LegalContext, unit_country: str, entry_flags: EntryFlags | None) -> list[str]:
+    """Reasons the unit may NOT be used for this request (and line); ``[]`` means it fits.
+
+    Without ``entry_flags`` only the country-level rules are checked (what a whole country's
+    units share), which is how the ranking turns them into one SQL filter.
+    """
+    reasons: list[str] = []
+    home = ctx.requesting_country
+    pair = f"{display_country(home)}{DASH}{display_country(unit_country)}"
+    if unit_country == home:
+        reasons.append("unit of the requesting country: not assistance from another state")
+    elif ctx.legal_basis == BASIS_BILATERAL:
+        named = ctx.named_agreement
+        if named is None:
+            reasons.append("the request's legal basis is a bilateral agreement, but it names none")
+        elif not named.covers(home, unit_country):
+            reasons.append(
+                f"the request's bilateral agreement “{named.name}” does not cover {pair}"
+            )
+        elif not named.valid_on(ctx.on):
+            reasons.append(
+                f"the request's bilateral agreement “{named.name}” is not valid on "
+                f"{ctx.on.isoformat()} ({named.validity()})"
+            )
+    elif ctx.bilateral_needed(unit_country):
+        known = ctx.agreements.get(unit_country, ())
+        if not any(a.valid_on(ctx.on) for a in known):
+            who = sorted(c for c in (home, unit_country) if c in ctx.bilateral_countries)
+            needs = " and ".join(display_country(c) for c in who)
+            if known:
+                latest = known[-1]
+                reasons.append(
+                    f"{needs} require{'s' if len(who) == 1 else ''} a bilateral agreement for "
+                    f"{pair}; “{latest.name}” is not valid on {ctx.on.isoformat()} "
+                    f"({latest.validity()})"
+                )
+            else:
+                reasons.append(
+                    f"{needs} require{'s' if len(who) == 1 else ''} a bilateral agreement for "
+                    f"{pair}, and there is none"
+                )
+    if ctx.legal_basis == BASIS_2008_617 and unit_country in ctx.excluded_from_2008_617:
+        reasons.append(
+            f"{display_country(unit_country)} does not take part in Council Decision "
+            "2008/617/JHA, the legal basis of this request"
+        )
+    if entry_flags is not None:
+        if not entry_flags.may_deploy_abroad:
+            reasons.append("not cleared to deploy abroad")
+        if (
+            ctx.arms_needed
+            and not ctx.host_prohibits_arms
+            and not entry_flags.may_carry_arms_abroad
+        ):
+            reasons.append("may not carry arms abroad, and the request includes an intervention")
+        if (
+            ctx.explosives_needed
+            and not ctx.host_prohibits_explosives
+            and not entry_flags.may_carry_explosives_abroad
+        ):
+            reasons.append("may not carry explosives abroad, which explosive breaching needs")
+    return reasons
+
+
+# --- Scoring -----------------------------------------------------------------------------
+#
+# One formula. Python computes it for the rows it reads, from what the matching engine may use
+# (sharing.policy.visible_groups). SQL computes the same formula as an upper bound, from the
+# raw package, notice-to-move and transport, to choose which rows to read: hiding a field never
+# raises the score (unknown package scores 0, unknown notice-to-move counts as
+# DEFAULT_NOTICE_HOURS, hidden transport means road only), so no unit ranks higher than its
+# bound. Only existence and level visibility are joined in SQL: they decide who is considered
+# and who fits, and therefore the counts.
+
+
+def eta_points(eta_hours: float | None) -> float:
+    if eta_hours is None:
+        return 0.0
+    return W_ETA * ETA_HALF_HOURS / (ETA_HALF_HOURS + eta_hours)
+
+
+def late_points(eta_hours: float | None, hours_left: float | None) -> float:
+    if eta_hours is None or hours_left is None or eta_hours <= hours_left:
+        return 0.0
+    return -W_LATE
+
+
+_BANDS: tuple[tuple[float, str], ...] = (
+    (2, "< 2 h"),
+    (4, f"2{DASH}4 h"),
+    (8, f"4{DASH}8 h"),
+    (12, f"8{DASH}12 h"),
+    (24, f"12{DASH}24 h"),
+)
+UNKNOWN_BAND = "unknown"
+
+
+def eta_band(eta_hours: float | None) -> str:
+    if eta_hours is None:
+        return UNKNOWN_BAND
+    for upper, label in _BANDS:
+        if eta_hours < upper:
+            return label
+    return "> 24 h"
+
+
+def road_hours_estimate(distance_km: float, border_crossings: int) -> float:
+    return distance_km * ROAD_DETOUR_FACTOR / ROAD_KMH + border_crossings * BORDER_CROSSING_HOURS
+
+
+@dataclass(frozen=True)
+class ScoreInputs:
+    """What the engine may use of one entry (``None``: not recorded or not shared with it)."""
+
+    level: int | None
+    package: int | None
+    notice: int | None
+    distance_km: float | None
+    border_crossings: int
+    aircraft: bool
+    helicopter: bool
+    language_points: float
+    committed: int
+    stale: bool
+
+
+@dataclass(frozen=True)
+class Score:
+    points: float
+    eta: float | None
+    notice_hours: float
+    road: float | None
+    travel: float | None
+    # "road", "aircraft", "helicopter"; "" when the ETA is unknown.
+    mode: str
+
+
+def score(
+    x: ScoreInputs,
+    *,
+    min_level: int,
+    quantity: int,
+    hours_left: float | None,
+    road_hours: float | None = None,
+) -> Score:
+    """The ranking score (docs/matching.md "Score"). ``road_hours`` replaces the road estimate
+    (from the routing service, border overheads included)."""
+    notice = float(x.notice) if x.notice is not None else DEFAULT_NOTICE_HOURS
+    eta = road = travel = None
+    mode = ""
+    if x.distance_km is not None:
+        road = (
+            road_hours
+            if road_hours is not None
+            else road_hours_estimate(x.distance_km, x.border_crossings)
+        )
+        travel, mode = road, "road"
+        if x.aircraft:
+            plane = x.distance_km / AIRCRAFT_KMH + AIRCRAFT_OVERHEAD_HOURS
+            if plane < travel:
+                travel, mode = plane, "aircraft"
+        if x.helicopter and x.distance_km <= HELICOPTER_MAX_KM:
+            heli = x.distance_km / HELICOPTER_KMH + HELICOPTER_OVERHEAD_HOURS
+            if heli < travel:
+                travel, mode = heli, "helicopter"
+        eta = notice + travel
+    points = (
+        (0.0 if x.level is None else (x.level - min_level) * W_LEVEL)
+        + _package_points(x.package, quantity)
+        + eta_points(eta)
+        + late_points(eta, hours_left)
+        + x.language_points
+        - W_COMMITMENT * min(x.committed, MAX_COMMITMENTS_COUNTED)
+        - (W_STALE if x.stale else 0.0)
+    )
+    return Score(points, eta, notice, road, travel, mode)
+
+
+def _package_points(package: int | None, quantity: int) -> float:
+    if package is None:
+        return 0.0
+    if package >= quantity:
+        return W_PACKAGE
+    return W_PACKAGE * package / quantity
+
+
+def _language_points(unit_languages: Sequence[str], requesting: frozenset[str]) -> float:
+    theirs = set(unit_languages)
+    if theirs & (requesting - {ENGLISH}):
+        return W_NATIVE_LANGUAGE
+    if ENGLISH in requesting and ENGLISH in theirs:
+        return W_ENGLISH
+    return 0.0
+
+
+# --- The candidate statement -------------------------------------------------------------
+
+
+def _km_or_none(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> float | None:
+    if lat1 is None or lon1 is None or lat2 is None or lon2 is None:
+        return None
+    return geography.haversine_km(float(lat1), float(lon1), float(lat2), float(lon2))
+
+
+_SQLITE_FUNCTION = "atlaslink_haversine_km"
+
+
+def _prepare_connection(session: Session) -> str:
+    """The dialect name; on SQLite, registers the distance function on the connection (SQLite's
+    math functions are a compile-time option, so the Python haversine is used instead)."""
+    conn = session.connection()
+    name = conn.dialect.name
+    if name == "sqlite" and not conn.info.get(_SQLITE_FUNCTION):
+        # conn.info lives as long as the DBAPI connection: registered once per connection.
+        raw: Any = conn.connection.dbapi_connection
+        raw.create_function(_SQLITE_FUNCTION, 4, _km_or_none, deterministic=True)
+        conn.info[_SQLITE_FUNCTION] = True
+    elif name not in ("sqlite", "postgresql"):
+        raise NotImplementedError(f"matching does not support {name}")
+    return name
+
+
+def _distance_km(dialect: str) -> ColumnElement[Any]:
+    """Great-circle distance from each unit's base to the incident (NULL if either has no
+    coordinates), the same formula as geography.haversine_km."""
+    if dialect == "postgresql":
+        lat = func.radians(Unit.latitude)
+        lon = func.radians(Unit.longitude)
+        plat = bindparam("incident_lat_rad", type_=Float)
+        plon = bindparam("incident_lon_rad", type_=Float)
+        a = func.power(func.sin((lat - plat) / 2.0), 2) + bindparam(
+            "incident_cos_lat", type_=Float
+        ) * func.cos(lat) * func.power(func.sin((lon - plon) / 2.0), 2)
+        return 2.0 * geography.EARTH_RADIUS_KM * func.asin(func.least(1.0, func.sqrt(a)))
+    return func.atlaslink_haversine_km(
+        Unit.latitude,
+        Unit.longitude,
+        bindparam("incident_lat", type_=Float),
+        bindparam("incident_lon", type_=Float),
+    )
+
+
+def _distance_params(request: AssistanceRequest) -> dict[str, float | None]:
+    lat, lon = request.latitude, request.longitude
+    known = lat is not None and lon is not None
+    return {
+        "incident_lat": lat,
+        "incident_lon": lon,
+        "incident_lat_rad": math.radians(lat) if known and lat is not None else None,
+        "incident_lon_rad": math.radians(lon) if known and lon is not None else None,
+        "incident_cos_lat": math.cos(math.radians(lat)) if known and lat is not None else None,
+    }
+
+
+def _least(dialect: str, *args: Any) -> ColumnElement[Any]:
+    """Smallest argument (PostgreSQL LEAST, SQLite's scalar min; arguments must not be NULL:
+    the two treat NULL differently)."""
+    return func.least(*args) if dialect == "postgresql" else func.min(*args)
+
+
+def _requesting_languages(session: Session, request: AssistanceRequest) -> frozenset[str]:
+    if request.requesting_unit_id is not None:
+        query = select(Unit.languages).where(Unit.id == request.requesting_unit_id)
+    else:
+        query = select(Unit.languages).where(Unit.country_iso2 == request.requesting_country)
+    return frozenset(code for langs in session.scalars(query) for code in (langs or []))
+
+
+def _mentions(column: ColumnElement[Any], codes: Sequence[str]) -> ColumnElement[bool]:
+    """The unit's JSON list of language codes contains one of ``codes`` (as text, so that the
+    same SQL runs on SQLite and PostgreSQL and no JSON is decoded per row)."""
+    if not codes:
+        return false()
+    return or_(*(column.contains(f'"{c}"', autoescape=True) for c in sorted(codes)))
+
+
+# Stands for "no such way of travelling" inside LEAST/min, which must not see NULLs.
+_NEVER = 1e9
+
+
+def _param(name: str, type_: Any) -> Any:
+    return bindparam(name, type_=type_)
+
+
+@functools.lru_cache(maxsize=128)
+def _candidate_statement(dialect: str, native: tuple[str, ...], english: bool) -> Any:
+    """The line's entries of units of other countries that the matching engine may use, with
+    whether they fit, an upper bound of their score, and the two counts; only the best
+    ``fit_rows`` fitting and ``unfit_rows`` excluded rows by that bound are returned.
+
+    Built once per dialect and requesting languages, with every other value a bound parameter
+    (:func:`_statement_params`): building this expression costs more than running it.
+    """
+    rx = aliased(SharingRule, name="r_existence")
+    rl = aliased(SharingRule, name="r_level")
+    min_level = _param("min_level", Integer)
+    air = (
+        select(
+            TransportAsset.unit_id.label("unit_id"),
+            func.max(case((TransportAsset.kind == "aircraft", 1), else_=0)).label("plane"),
+            func.max(case((TransportAsset.kind == "helicopter", 1), else_=0)).label("heli"),
+        )
+        .where(TransportAsset.kind.in_(("aircraft", "helicopter")))
+        .group_by(TransportAsset.unit_id)
+        .subquery("air")
+    )
+    deployed = (
+        select(Offer.unit_id.label("unit_id"), func.count(Offer.id).label("n"))
+        .join(AssistanceRequest, AssistanceRequest.id == Offer.request_id)
+        .where(
+            Offer.status.in_(sorted(states.DEPLOYED)),
+            AssistanceRequest.status.in_(sorted(states.LIVE)),
+            Offer.request_id != _param("request_id", Integer),
+        )
+        .group_by(Offer.unit_id)
+        .subquery("deployed")
+    )
+    langs_text = cast(Unit.languages, String)
+    lang_points = case(
+        (_mentions(langs_text, native), W_NATIVE_LANGUAGE),
+        (_mentions(langs_text, [ENGLISH] if english else []), W_ENGLISH),
+        else_=0.0,
+    )
+    base = (
+        select(
+            CapabilityEntry.id.label("entry_id"),
+            CapabilityEntry.unit_id.label("unit_id"),
+            Unit.code.label("code"),
+            Unit.country_iso2.label("country"),
+            Unit.latitude.label("lat"),
+            Unit.longitude.label("lon"),
+            case((rl.audience.in_(MATCHING_AUDIENCES), CapabilityEntry.level)).label("level"),
+            # Raw values: they only bound the score here; Python decides whether they count.
+            CapabilityEntry.package_size.label("package"),
+            CapabilityEntry.notice_to_move_hours.label("notice"),
+            func.coalesce(air.c.plane, 0).label("plane"),
+            func.coalesce(air.c.heli, 0).label("heli"),
+            CapabilityEntry.may_deploy_abroad.label("abroad"),
+            CapabilityEntry.may_carry_arms_abroad.label("arms"),
+            CapabilityEntry.may_carry_explosives_abroad.label("explosives"),
+            CapabilityEntry.confirmed_on.label("confirmed_on"),
+            _distance_km(dialect).label("dist"),
+            func.coalesce(deployed.c.n, 0).label("committed"),
+            lang_points.label("lang"),
+            case(
+                (Unit.country_iso2.in_(bindparam("neighbours", expanding=True)), 1), else_=2
+            ).label("crossings"),
+        )
+        .select_from(CapabilityEntry)
+        .join(Unit, Unit.id == CapabilityEntry.unit_id)
+        # The entry exists for matching only if its existence is shared beyond the own unit
+        # (sharing.policy: the level counts only then, as every entry group).
+        .join(
+            rx,
+            and_(
+                rx.unit_id == CapabilityEntry.unit_id,
+                rx.field_group == G.EXISTENCE.value,
+                rx.audience.in_(MATCHING_AUDIENCES),
+            ),
+        )
+        .outerjoin(rl, and_(rl.unit_id == CapabilityEntry.unit_id, rl.field_group == G.LEVEL.value))
+        .outerjoin(air, air.c.unit_id == CapabilityEntry.unit_id)
+        .outerjoin(deployed, deployed.c.unit_id == CapabilityEntry.unit_id)
+        .where(
+            CapabilityEntry.capability_type_id == _param("capability_type_id", Integer),
+            Unit.country_iso2 != _param("requesting_country", String),
+        )
+    )
+    # Materialised so that the distance (trigonometry) is computed once per row.
+    considered = base.cte("considered").prefix_with("MATERIALIZED", dialect="postgresql")
+    c = considered.c
+
+    # The upper bound of score(): raw package and transport, and the notice-to-move capped at
+    # the default (a hidden one counts as the default, which may be lower than the raw value).
+    notice_ub = func.coalesce(_least(dialect, c.notice, DEFAULT_NOTICE_HOURS), DEFAULT_NOTICE_HOURS)
+    road = c.dist * ROAD_DETOUR_FACTOR / ROAD_KMH + c.crossings * BORDER_CROSSING_HOURS
+    plane = case((c.plane == 1, c.dist / AIRCRAFT_KMH + AIRCRAFT_OVERHEAD_HOURS), else_=_NEVER)
+    heli = case(
+        (
+            and_(c.heli == 1, c.dist <= HELICOPTER_MAX_KM),
+            c.dist / HELICOPTER_KMH + HELICOPTER_OVERHEAD_HOURS,
+        ),
+        else_=_NEVER,
+    )
+    eta_ub = case((c.dist.is_(None), null()), else_=notice_ub + _least(dialect, road, plane, heli))
+    timed = select(considered, eta_ub.label("eta_ub")).subquery("timed")
+    t = timed.c
+    hours_left = _param("hours_left", Float)
+    quantity = _param("quantity", Integer)
+    upper_bound = (
+        case((t.level.is_(None), 0.0), else_=(t.level - min_level) * W_LEVEL)
+        + case(
+            (t.package.is_(None), 0.0),
+            (t.package >= quantity, W_PACKAGE),
+            else_=t.package * W_PACKAGE / _param("quantity_f", Float),
+        )
+        + case(
+            (t.eta_ub.is_(None), 0.0),
+            else_=W_ETA * ETA_HALF_HOURS / (t.eta_ub + ETA_HALF_HOURS),
+        )
+        + case((and_(hours_left.is_not(None), t.eta_ub > hours_left), -W_LATE), else_=0.0)
+        + t.lang
+        - case((t.committed > MAX_COMMITMENTS_COUNTED, MAX_COMMITMENTS_COUNTED), else_=t.committed)
+        * W_COMMITMENT
+        - case((t.confirmed_on < _param("stale_cut", Date), W_STALE), else_=0.0)
+    )
+    # Hard exclusions, the same rules as legal_fit and _Explainer._level_reasons (rank_line
+    # checks that they agree on every row it returns).
+    excluded = or_(
+        and_(t.level.is_not(None), t.level < min_level),
+        and_(t.level.is_(None), min_level > 0),
+        not_(t.abroad),
+        and_(_param("arms_rule", Boolean), not_(t.arms)),
+        and_(_param("explosives_rule", Boolean), not_(t.explosives)),
+        t.country.in_(bindparam("barred", expanding=True)),
+    )
+    scored = select(
+        timed,
+        upper_bound.label("ub"),
+        case((excluded, 0), else_=1).label("eligible"),
+        case((t.eta_ub.is_(None), 1), else_=0).label("eta_unknown"),
+    ).subquery("scored")
+    s = scored.c
+    ranked = select(
+        scored,
+        func.row_number()
+        .over(partition_by=s.eligible, order_by=(s.eta_unknown, s.ub.desc(), s.code))
+        .label("rn"),
+        func.count().over(partition_by=s.eligible).label("n"),
+    ).subquery("ranked")
+    r = ranked.c
+    return (
+        select(ranked)
+        .where(
+            or_(
+                and_(r.eligible == 1, r.rn <= _param("fit_rows", Integer)),
+                and_(r.eligible == 0, r.rn <= _param("unfit_rows", Integer)),
+            )
+        )
+        .order_by(r.eligible.desc(), r.rn)
+    )
+
+
+def _statement_params(
+    request: AssistanceRequest,
+    line: RequestLine,
+    ctx: LegalContext,
+    *,
+    stale_cut: date,
+    hours_left: float | None,
+) -> dict[str, Any]:
+    home = request.requesting_country
+    return {
+        **_distance_params(request),
+        "capability_type_id": line.capability_type_id,
+        "requesting_country": home,
+        # -1: no offer has it, so a request not yet stored counts every deployment.
+        "request_id": request.id if request.id is not None else -1,
+        "neighbours": sorted(geography.NEIGHBOURS.get(home, frozenset())),
+        "min_level": line.min_level,
+        "quantity": line.quantity,
+        "quantity_f": float(line.quantity),
+        "hours_left": hours_left,
+        "stale_cut": stale_cut,
+        "arms_rule": ctx.arms_needed and not ctx.host_prohibits_arms,
+        "explosives_rule": ctx.explosives_needed and not ctx.host_prohibits_explosives,
+        # Country-level rules (bilateral agreements, 2008/617) as one list of barred countries.
+        "barred": sorted(country for country in ctx.countries if legal_fit(ctx, country, None)),
+    }
+
+
+# --- Road times from a routing service ---------------------------------------------------
+
+
+class RoutingUnavailable(Exception):
+    """The service could not be reached (or answered with a server error): stop asking it."""
+
+
+class RouteFailed(Exception):
+    """The service answered, but not with a route for this pair (e.g. no road to an island)."""
+
+
+# The routing service is an internal one: called directly, never through an HTTP proxy that
+# the environment may configure for the outside world.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_MAX_ANSWER_BYTES = 1_000_000
+
+
+def route_hours(
+    base_url: str, timeout: float, lat1: float, lon1: float, lat2: float, lon2: float
+) -> float:
+    """Driving time in hours from an OSRM-compatible ``/route/v1/driving`` service."""
+    if not base_url.startswith(("http://", "https://")):
+        raise RoutingUnavailable("routing_url is not an http(s) URL")
+    url = (
+        f"{base_url.rstrip('/')}/route/v1/driving/"
+        f"{lon1:.6f},{lat1:.6f};{lon2:.6f},{lat2:.6f}?overview=false"
+    )
+    try:
+        with _OPENER.open(url, timeout=timeout) as answer:
+            body = json.loads(answer.read(_MAX_ANSWER_BYTES))
+    except urllib.error.HTTPError as e:
+        e.close()
+        if e.code >= 500:
+            raise RoutingUnavailable(f"HTTP {e.code}") from e
+        raise RouteFailed(f"HTTP {e.code}") from e
+    except (urllib.error.URLError, OSError) as e:  # refused, unreachable, timed out
+        reason = getattr(e, "reason", None) or e
+        raise RoutingUnavailable(str(reason) or type(e).__name__) from e
+    except ValueError as e:  # not JSON (http.client errors are ValueError/OSError too)
+        raise RouteFailed("unreadable answer") from e
+    try:
+        if body.get("code") != "Ok":
+            raise RouteFailed(str(body.get("code") or "no route"))
+        seconds = float(body["routes"][0]["duration"])
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as e:
+        raise RouteFailed("unexpected answer") from e
+    if not math.isfinite(seconds) or seconds < 0:
+        raise RouteFailed("unexpected duration")
+    return seconds / 3600
+
+
+# --- rank_line ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """One row's numbers (internal: the numeric ETA and the score are never shown)."""
+
+    row: Row[Any]
+    inputs: ScoreInputs
+    score: Score
+    road_note: str = ""
+
+    @property
+    def key(self) -> tuple[bool, float, str]:
+        # Known ETAs first, then the score, then the unit code (deterministic ties).
+        return (self.score.eta is None, -self.score.points, self.row.code)
+
+
+def _plan(
+    row: Row[Any],
+    engine: frozenset[FieldGroup],
+    line: RequestLine,
+    stale_cut: date,
+    hours_left: float | None,
+) -> _Plan:
+    """The row's true score, from what the matching engine may use of the unit."""
+    transport = G.TRANSPORT in engine
+    inputs = ScoreInputs(
+        level=row.level,  # NULL in SQL unless the level is shared with the engine
+        package=row.package if G.PACKAGE in engine else None,
+        notice=row.notice if G.NOTICE in engine else None,
+        distance_km=row.dist,
+        border_crossings=row.crossings,
+        aircraft=transport and bool(row.plane),
+        helicopter=transport and bool(row.heli),
+        language_points=float(row.lang),
+        committed=row.committed,
+        stale=row.confirmed_on < stale_cut,
+    )
+    return _Plan(
+        row,
+        inputs,
+        score(inputs, min_level=line.min_level, quantity=line.quantity, hours_left=hours_left),
+    )
+
+
+# Float tolerance between the bound computed in SQL and the score computed in Python.
+_EPSILON = 1e-6
+
+
+def _settled(plans: Sequence[_Plan], last: Row[Any], limit: int) -> bool:
+    """Whether no row beyond ``last`` (the worst bound read) can enter the best ``limit``: their
+    scores are at most their bounds, which are at most ``last``'s."""
+    if len(plans) < limit:
+        return False
+    kth = plans[limit - 1]
+    kth_unknown = kth.score.eta is None
+    if kth_unknown != bool(last.eta_unknown):
+        return not kth_unknown
+    return kth.score.points > float(last.ub) + _EPSILON
+
+
+def _refine_road_times(
+    plans: list[_Plan],
+    request: AssistanceRequest,
+    line: RequestLine,
+    hours_left: float | None,
+) -> str | None:
+    """Road times of the returned candidates from the routing service, if one is configured.
+    Returns a note for the ranking; each plan's road_note says what happened to it."""
+    settings = get_settings()
+    if not settings.routing_url or request.latitude is None or request.longitude is None:
+        return None
+    timeout = settings.routing_timeout_seconds
+    deadline = time.monotonic() + ROUTING_BUDGET_TIMEOUTS * timeout
+    unavailable: str | None = None
+    used = asked = 0
+    for plan in plans:
+        row = plan.row
+        if row.dist is None:
+            continue
+        asked += 1
+        if unavailable is None and time.monotonic() > deadline:
+            unavailable = "did not answer in time"
+        if unavailable is not None:
+            plan.road_note = f"road time estimated from distance: routing service {unavailable}"
+            continue
+        try:
+            hours = route_hours(
+                settings.routing_url, timeout, row.lat, row.lon, request.latitude, request.longitude
+            )
+        except RoutingUnavailable as e:
+            unavailable = f"unavailable ({e})"
+            plan.road_note = f"road time estimated from distance: routing service {unavailable}"
+            continue
+        except RouteFailed as e:
+            plan.road_note = (
+                f"road time estimated from distance: routing service gave no route ({e})"
+            )
+            continue
+        used += 1
+        # The service knows roads and ferries, not police procedures at borders.
+        road = hours + row.crossings * BORDER_CROSSING_HOURS
+        plan.score = score(
+            plan.inputs,
+            min_level=line.min_level,
+            quantity=line.quantity,
+            hours_left=hours_left,
+            road_hours=road,
+        )
+        plan.road_note = "road time from the routing service"
+    plans.sort(key=lambda p: p.key)
+    if unavailable is not None:
+        return f"Routing service {unavailable}: road times estimated from distances."
+    return f"Road times of {used} of {asked} candidates from the routing service."
+
+
+def rank_line(
+    session: Session,
+    viewer: Principal,
+    request: AssistanceRequest,
+    line: RequestLine,
+    *,
+    now: datetime,
+    limit: int = 25,
+) -> Ranking:
+    """Rank the units of other countries for one line of ``request``, as ``viewer`` sees it.
+
+    Reads only; appends nothing. Values beyond network-wide that the viewer receives are noted
+    for the read audit (through ``sharing.redact.candidate_view``).
+    """
+    if line.request_id != request.id:
+        raise ValueError("the line does not belong to the request")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+    settings = get_settings()
+    ctype = session.get(CapabilityType, line.capability_type_id)
+    if ctype is None:
+        raise ValueError("the line's capability type does not exist")
+    today = now.date()
+    ctx = load_legal_context(session, request, on=today).for_line(ctype.code)
+    languages = _requesting_languages(session, request)
+    stale_cut = redact.stale_before(today, settings.stale_after_days)
+    hours_left = (
+        (line.needed_by - now).total_seconds() / 3600 if line.needed_by is not None else None
+    )
+
+    # Read the best rows by their bound until the bound proves the best `limit` are among them
+    # (hidden fields are a minority, so the first read almost always does).
+    dialect = _prepare_connection(session)
+    statement = _candidate_statement(
+        dialect, tuple(sorted(languages - {ENGLISH})), ENGLISH in languages
+    )
+    params = _statement_params(request, line, ctx, stale_cut=stale_cut, hours_left=hours_left)
+    params["unfit_rows"] = _EXCLUDED_READ
+    fit_rows = max(3 * limit, limit + 20)
+    while True:
+        rows = session.execute(statement, {**params, "fit_rows": fit_rows}).all()
+        fit = [r for r in rows if r.eligible == 1]
+        unfit = [r for r in rows if r.eligible == 0]
+        agreements = load_agreements(session, [r.unit_id for r in rows])
+        engine = {unit_id: visible_groups(MATCHING_ENGINE, a) for unit_id, a in agreements.items()}
+        # A unit whose sharing changed since the statement (another transaction) so that the
+        # engine may no longer use its entries is dropped, never named.
+        plans = sorted(
+            (
+                _plan(r, engine[r.unit_id], line, stale_cut, hours_left)
+                for r in fit
+                if G.EXISTENCE in engine[r.unit_id]
+            ),
+            key=lambda p: p.key,
+        )
+        if len(fit) < fit_rows or _settled(plans, fit[-1], limit):
+            break
+        fit_rows *= 4
+    candidate_count = fit[0].n if fit else 0
+    excluded_count = unfit[0].n if unfit else 0
+    units_total = session.scalar(select(func.count(Unit.id))) or 0
+    plans = plans[:limit]
+    # Best-placed first: by the score they would have had.
+    misfits = sorted(
+        (
+            _plan(r, engine[r.unit_id], line, stale_cut, hours_left)
+            for r in unfit
+            if G.EXISTENCE in engine[r.unit_id]
+        ),
+        key=lambda p: p.key,
+    )
+
+    notes: list[str] = []
+    if request.latitude is None or request.longitude is None:
+        notes.append("The incident has no coordinates: no arrival time can be estimated.")
+    routing_note = _refine_road_times(plans, request, line, hours_left)
+    if routing_note:
+        notes.append(routing_note)
+
+    ids = sorted({p.row.unit_id for p in plans} | {p.row.unit_id for p in misfits})
+    units = {u.id: u for u in session.scalars(select(Unit).where(id_in(session, Unit.id, ids)))}
+    entry_ids = [p.row.entry_id for p in plans] + [p.row.entry_id for p in misfits]
+    entries = {
+        e.id: e
+        for e in session.scalars(
+            select(CapabilityEntry).where(id_in(session, CapabilityEntry.id, entry_ids))
+        )
+    }
+    transport: dict[int, list[TransportAsset]] = {}
+    for asset in session.scalars(
+        select(TransportAsset)
+        .where(id_in(session, TransportAsset.unit_id, ids))
+        .order_by(TransportAsset.id)
+    ):
+        transport.setdefault(asset.unit_id, []).append(asset)
+    explain = _Explainer(ctx, line, languages, settings.stale_after_days, hours_left)
+
+    candidates: list[Candidate] = []
+    for plan in plans:
+        row = plan.row
+        unit, entry = units.get(row.unit_id), entries.get(row.entry_id)
+        if unit is None or entry is None:  # deleted since the statement
+            continue
+        explain.check_fits(row)
+        agreement = agreements[unit.id]
+        shown = redact.candidate_view(viewer, unit, agreement, entry, transport.get(unit.id, []))
+        eta = plan.score.eta
+        candidates.append(
+            Candidate(
+                rank=len(candidates) + 1,
+                unit_id=unit.id,
+                unit_code=unit.code,
+                unit_name=unit.name,
+                country=unit.country_iso2,
+                country_display=display_country(unit.country_iso2),
+                ring=geography.ring_of(request.requesting_country, unit.country_iso2),
+                eta_band=eta_band(eta),
+                arrives_before_needed_by=(
+                    None if eta is None or hours_left is None else eta <= hours_left
+                ),
+                factors=explain.factors(
+                    plan, request, visible_groups(viewer, agreement), engine[unit.id], shown
+                ),
+                shown=shown,
+                committed_elsewhere=row.committed,
+            )
+        )
+
+    excluded: list[Exclusion] = []
+    for plan in misfits:
+        if len(excluded) >= MAX_EXCLUDED:
+            break
+        row = plan.row
+        unit, entry = units.get(row.unit_id), entries.get(row.entry_id)
+        if unit is None or entry is None:
+            continue
+        agreement = agreements[unit.id]
+        # Named only to a viewer who may know that the unit holds this capability at all.
+        if G.EXISTENCE not in visible_groups(viewer, agreement):
+            continue
+        shown = redact.candidate_view(viewer, unit, agreement, entry, transport.get(unit.id, []))
+        excluded.append(
+            Exclusion(
+                unit_id=unit.id,
+                unit_code=unit.code,
+                unit_name=unit.name,
+                country=unit.country_iso2,
+                country_display=display_country(unit.country_iso2),
+                reasons=explain.reasons(row, shown),
+                shown=shown,
+            )
+        )
+
+    return Ranking(
+        request_id=request.id,
+        line_id=line.id,
+        line_no=line.line_no,
+        capability_code=ctype.code,
+        capability_name=ctype.name,
+        min_level=line.min_level,
+        quantity=line.quantity,
+        needed_by=line.needed_by,
+        candidates=candidates,
+        candidate_count=candidate_count,
+        excluded=excluded,
+        excluded_count=excluded_count,
+        not_considered=max(0, units_total - candidate_count - excluded_count),
+        notes=notes,
+        computed_at=now,
+    )
+
+
+# --- Explanations ------------------------------------------------------------------------
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class _Explainer:
+    """Writes the factors and reasons of the returned rows. Every value it prints comes from
+    the viewer's ``shown`` (sharing.redact); a value the viewer may not see is only ever
+    compared with what the request asks ("meets the minimum level (… not shared with you)")."""
+
+    ctx: LegalContext
+    line: RequestLine
+    languages: frozenset[str]
+    stale_days: int
+    hours_left: float | None
+
+    def _level_reasons(self, row: Row[Any], shown: Mapping[str, Any]) -> list[str]:
+        minimum = self.line.min_level
+        if row.level is None:
+            if minimum > 0:
+                return [
+                    "level not shared with the matching engine, so the minimum level "
+                    f"{minimum} cannot be checked"
+                ]
+            return []
+        if row.level >= minimum:
+            return []
+        if "level" in shown:
+            return [f"level {shown['level']} is below the minimum {minimum}"]
+        return [f"below the minimum level {minimum} (level not shared with you)"]
+
+    def _flags(self, row: Row[Any]) -> EntryFlags:
+        return EntryFlags(bool(row.abroad), bool(row.arms), bool(row.explosives))
+
+    def check_fits(self, row: Row[Any]) -> None:
+        """The SQL decided this row fits; the Python rules must agree (one set of rules)."""
+        if self._level_reasons(row, {}) or legal_fit(self.ctx, row.country, self._flags(row)):
+            raise RuntimeError(f"ranking SQL and legal_fit disagree on unit {row.unit_id}")
+
+    def reasons(self, row: Row[Any], shown: Mapping[str, Any]) -> list[str]:
+        reasons = self._level_reasons(row, shown) + legal_fit(
+            self.ctx, row.country, self._flags(row)
+        )
+        if not reasons:
+            raise RuntimeError(f"ranking SQL and legal_fit disagree on unit {row.unit_id}")
+        return reasons
+
+    def factors(
+        self,
+        plan: _Plan,
+        request: AssistanceRequest,
+        groups: frozenset[FieldGroup],
+        engine: frozenset[FieldGroup],
+        shown: Mapping[str, Any],
+    ) -> list[Factor]:
+        row = plan.row
+        out = [self._level(row, shown), self._package(row, engine, shown)]
+        out += self._eta(plan, request, groups, engine, shown)
+        out.append(self._languages(shown))
+        n = row.committed
+        out.append(
+            Factor(
+                code="commitments",
+                verdict="weak",
+                text=f"deployed on {_plural(n, 'other live request')}",
+            )
+            if n
+            else Factor(code="commitments", verdict="good", text="no current deployment elsewhere")
+        )
+        out.append(self._freshness(plan.inputs.stale, shown))
+        out += self._legal(row, shown)
+        return out
+
+    def _level(self, row: Row[Any], shown: Mapping[str, Any]) -> Factor:
+        minimum = self.line.min_level
+        if row.level is None:
+            return Factor(
+                code="level",
+                verdict="weak",
+                text="level not shared with the matching engine (the line asks for no minimum)",
+            )
+        if "level" in shown:
+            level = shown["level"]
+            return Factor(
+                code="level",
+                verdict="good" if level > minimum else "ok",
+                text=f"level {level} (minimum {minimum})",
+            )
+        # The verdict is the same whatever the margin: a "good" would tell the level.
+        return Factor(
+            code="level",
+            verdict="ok",
+            text=f"meets the minimum level {minimum} (level not shared with you)",
+        )
+
+    def _package(
+        self, row: Row[Any], engine: frozenset[FieldGroup], shown: Mapping[str, Any]
+    ) -> Factor:
+        quantity = self.line.quantity
+        if row.package is None:
+            why = "not recorded" if G.PACKAGE in engine else "not shared with the matching engine"
+            return Factor(code="package", verdict="weak", text=f"package size {why}")
+        covers = row.package >= quantity
+        if "package_size" in shown and shown["package_size"] is not None:
+            size = shown["package_size"]
+            text = (
+                f"package of {size} covers the {quantity} requested"
+                if covers
+                else f"package of {size} covers {size} of the {quantity} requested"
+            )
+        else:
+            text = (
+                "covers the whole requested quantity"
+                if covers
+                else "covers part of the requested quantity"
+            ) + " (package size not shared with you)"
+        return Factor(code="package", verdict="good" if covers else "ok", text=text)
+
+    def _eta(
+        self,
+        plan: _Plan,
+        request: AssistanceRequest,
+        groups: frozenset[FieldGroup],
+        engine: frozenset[FieldGroup],
+        shown: Mapping[str, Any],
+    ) -> list[Factor]:
+        row = plan.row
+        out: list[Factor] = []
+        if row.notice is None:
+            why = "not recorded" if G.NOTICE in engine else "not shared with the matching engine"
+            out.append(
+                Factor(
+                    code="notice",
+                    verdict="weak",
+                    text=f"notice-to-move {why}: {DEFAULT_NOTICE_HOURS:g} h assumed",
+                )
+            )
+        eta = plan.score.eta
+        if eta is None:
+            where = (
+                "the incident has no coordinates"
+                if request.latitude is None or request.longitude is None
+                else "the unit's base has no coordinates"
+            )
+            out.append(Factor(code="eta", verdict="weak", text=f"arrival time unknown: {where}"))
+            return out
+        parts: list[str] = []
+        if G.TRANSPORT in groups and plan.score.mode:
+            parts.append(f"by {plan.score.mode}")
+        if shown.get("notice_to_move_hours") is not None:
+            parts.append(f"notice-to-move {shown['notice_to_move_hours']} h")
+        elif row.notice is not None:
+            parts.append("notice-to-move not shared with you")
+        if plan.road_note:
+            parts.append(plan.road_note)
+        verdict: Literal["good", "ok", "weak"] = "good" if eta < 4 else "ok" if eta < 12 else "weak"
+        detail = f" ({'; '.join(parts)})" if parts else ""
+        out.append(
+            Factor(code="eta", verdict=verdict, text=f"estimated arrival {eta_band(eta)}{detail}")
+        )
+        if self.hours_left is not None:
+            out.append(
+                Factor(code="needed_by", verdict="good", text="expected before the time needed")
+                if eta <= self.hours_left
+                else Factor(
+                    code="needed_by",
+                    verdict="weak",
+                    text="may arrive after the time needed (still a candidate)",
+                )
+            )
+        return out
+
+    def _languages(self, shown: Mapping[str, Any]) -> Factor:
+        theirs = set(shown.get("languages") or [])
+        if not self.languages:
+            return Factor(
+                code="languages",
+                verdict="weak",
+                text="the requesting side declares no working language",
+            )
+        common = sorted(theirs & self.languages)
+        native = [c for c in common if c != ENGLISH]
+        if native:
+            plural = "s" if len(common) > 1 else ""
+            return Factor(
+                code="languages",
+                verdict="good",
+                text=f"shared working language{plural}: {', '.join(common)}",
+            )
+        if common:
+            return Factor(code="languages", verdict="ok", text="shared working language: en only")
+        return Factor(code="languages", verdict="weak", text="no shared working language")
+
+    def _freshness(self, stale: bool, shown: Mapping[str, Any]) -> Factor:
+        confirmed = shown.get("confirmed_on")
+        if stale:
+            text = (
+                f"capability data last confirmed on {confirmed.isoformat()}, more than "
+                f"{self.stale_days} days ago"
+                if confirmed is not None
+                else f"capability data not confirmed for more than {self.stale_days} days"
+            )
+            return Factor(code="freshness", verdict="weak", text=text)
+        text = (
+            f"capability data confirmed on {confirmed.isoformat()}"
+            if confirmed is not None
+            else f"capability data confirmed within {self.stale_days} days"
+        )
+        return Factor(code="freshness", verdict="good", text=text)
+
+    def _legal(self, row: Row[Any], shown: Mapping[str, Any]) -> list[Factor]:
+        ctx = self.ctx
+        out: list[Factor] = []
+        host = display_country(ctx.requesting_country)
+        pair = f"{host}{DASH}{display_country(row.country)}"
+        if ctx.bilateral_needed(row.country):
+            named = ctx.named_agreement
+            valid = (
+                named
+                if ctx.legal_basis == BASIS_BILATERAL
+                else next(
+                    (a for a in ctx.agreements.get(row.country, ()) if a.valid_on(ctx.on)), None
+                )
+            )
+            if valid is not None:
+                out.append(
+                    Factor(
+                        code="legal",
+                        verdict="good",
+                        text=f"bilateral agreement “{valid.name}” covers {pair}",
+                    )
+                )
+        if ctx.arms_needed:
+            if ctx.host_prohibits_arms:
+                out.append(
+                    Factor(
+                        code="host_arms",
+                        verdict="ok",
+                        text=f"the host ({host}) prohibits foreign officers' arms: the team "
+                        "comes without them",
+                    )
+                )
+            elif shown.get("may_carry_arms_abroad"):
+                out.append(Factor(code="arms", verdict="good", text="cleared to carry arms abroad"))
+        if ctx.explosives_needed:
+            if ctx.host_prohibits_explosives:
+                out.append(
+                    Factor(
+                        code="host_explosives",
+                        verdict="ok",
+                        text=f"the host ({host}) prohibits foreign explosives: breaching "
+                        "charges must come from the host",
+                    )
+                )
+            elif shown.get("may_carry_explosives_abroad"):
+                out.append(
+                    Factor(
+                        code="explosives", verdict="good", text="cleared to carry explosives abroad"
+                    )
+                )
+        return out

@@ -1,0 +1,410 @@
+"""API shapes of assistance requests, answers, offers and deployments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from atlaslink.operations import vocab
+
+Text300 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LineIn(_In):
+    capability: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+    ]
+    min_level: int = Field(ge=0, le=3)
+    quantity: int = Field(ge=1, le=10_000)
+    needed_by: datetime | None = None
+    note: LongText = ""
+
+    @field_validator("needed_by")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone (e.g. 2026-11-23T14:00:00Z)")
+        return value
+
+
+class RequestBody(_In):
+    """What a requester states. Used for creating and, with ``expected_version``, amending."""
+
+    exercise: bool = Field(description="True for an exercise; shown as EXERCISE everywhere.")
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=300)]
+    crisis_category: Literal[tuple(vocab.CRISIS_CATEGORIES)]  # type: ignore[valid-type]
+    location_name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=2, max_length=300)
+    ]
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    nature: list[Literal[tuple(vocab.NATURES)]] = Field(  # type: ignore[valid-type]
+        default_factory=list, max_length=3
+    )
+    operational_necessity: LongText = ""
+    legal_basis: Literal[tuple(vocab.LEGAL_BASES)] | None = None  # type: ignore[valid-type]
+    bilateral_agreement_id: int | None = None
+    classification: Literal[tuple(vocab.CLASSIFICATIONS)] = "none"  # type: ignore[valid-type]
+    distribution_marking: Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=64)
+    ] = ""
+    handling_code: Literal[tuple(vocab.HANDLING_CODES)] = "H0"  # type: ignore[valid-type]
+    handling_note: LongText = ""
+    lines: list[LineIn] = Field(default_factory=list, max_length=50)
+    lapse_at: datetime | None = None
+
+    @field_validator("lapse_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone (e.g. 2026-11-23T14:00:00Z)")
+        return value
+
+
+class RequestCreate(RequestBody):
+    kind: Literal["pre_alert", "request"] = "request"
+    # The requesting unit; defaults to the caller's own unit. National contact points may leave
+    # it empty (the request then comes from the country).
+    requesting_unit_id: int | None = None
+    # A request that follows a pre-alert names it; the pre-alert is then marked followed up.
+    pre_alert_id: int | None = None
+    ack_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
+    # Submit at once (through the national gate where the country has one).
+    submit: bool = False
+
+
+class RequestAmend(RequestBody):
+    expected_version: int = Field(description="The version the edit is based on.")
+    reason: LongText = ""
+
+
+class Transition(_In):
+    reason: LongText = ""
+    expected_version: int | None = None
+
+
+class CloseBody(_In):
+    debrief: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=10, max_length=20_000)
+    ]
+
+
+class AddressBody(_In):
+    unit_ids: list[int] = Field(default_factory=list, max_length=200)
+    # Instead of units: the next ring (neighbouring countries, then region, then the network).
+    next_ring: bool = False
+
+
+class OfferLineIn(_In):
+    line_no: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=10_000)
+
+
+class AnswerBody(_In):
+    """An addressed unit's answer."""
+
+    answer: Literal["accept", "refuse", "counter_propose", "unable_to_fill"]
+    reason: LongText = ""
+    lines: list[OfferLineIn] = Field(default_factory=list, max_length=50)
+    nature: list[Literal[tuple(vocab.NATURES)]] = Field(  # type: ignore[valid-type]
+        default_factory=list, max_length=3
+    )
+    package: LongText = ""
+    eta_at: datetime | None = None
+    conditions: LongText = ""
+    costs: LongText = ""
+
+    @field_validator("eta_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone (e.g. 2026-11-23T14:00:00Z)")
+        return value
+
+
+class AcceptLineIn(_In):
+    line_no: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=10_000)
+
+
+class AcceptBody(_In):
+    expected_lock: int | None = Field(
+        default=None, description="The offer's lock_version as last seen (refused if changed)."
+    )
+    # Partial acceptance: quantities per line; empty = everything offered.
+    lines: list[AcceptLineIn] = Field(default_factory=list, max_length=50)
+
+
+class ArrangementBody(_In):
+    command: LongText
+    liaison_officer: Text300 = ""
+    liaison_contact: Text300 = ""
+    working_language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")] = "en"
+    costs: LongText
+    liability: LongText
+    notes: LongText = ""
+
+
+class ManifestItemIn(_In):
+    category: Literal[tuple(vocab.MANIFEST_CATEGORIES)]  # type: ignore[valid-type]
+    description: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=2, max_length=300)
+    ]
+    quantity: int = Field(default=1, ge=1, le=100_000)
+    serial_numbers: LongText = ""
+
+
+class ManifestDecision(_In):
+    decision: Literal["approved", "prohibited"]
+    note: LongText = ""
+
+
+class MovementIn(_In):
+    kind: Literal[tuple(vocab.MOVEMENT_KINDS)]  # type: ignore[valid-type]
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]
+    reference: Text300 = ""
+    route: LongText = ""
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    status: Literal[vocab.MOVEMENT_STATUSES] = "requested"  # type: ignore[valid-type]
+    note: LongText = ""
+
+
+class StatusBody(_In):
+    status: Literal[
+        "MOBILISING", "EN_ROUTE", "ON_SITE", "ON_TASK", "STOOD_DOWN", "RETURNING", "HOME", "SETTLED"
+    ]
+    note: LongText = ""
+
+
+class NoteBody(_In):
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+    pinned: bool = False
+
+
+class GrantBody(_In):
+    grantee: Literal[vocab.GRANTEES]  # type: ignore[valid-type]
+    country: str | None = None
+    unit_id: int | None = None
+
+
+# ----------------------------------------------------------------------------- output
+
+
+class UnitRef(BaseModel):
+    id: int
+    code: str
+    name: str
+    country: str
+
+
+class Coverage(BaseModel):
+    requested: int
+    offered: int
+    committed: int
+    on_site: int
+    # none / partial / complete, from committed (accepted or further) against requested
+    coverage: Literal["none", "partial", "complete"]
+
+
+class LineOut(BaseModel):
+    line_no: int
+    capability: str
+    capability_name: str
+    min_level: int
+    quantity: int
+    needed_by: datetime | None
+    note: str
+    removed: bool
+    coverage: Coverage
+
+
+class AddresseeOut(BaseModel):
+    id: int
+    unit: UnitRef
+    ring: int
+    status: str
+    addressed_at: datetime
+    ack_due_at: datetime
+    acknowledged_at: datetime | None
+    answered_at: datetime | None
+    reason: str | None
+    escalations: int
+    support_office_alerted: bool
+    seen_version: int
+
+
+class OfferLineOut(BaseModel):
+    line_no: int
+    quantity: int
+    accepted_quantity: int | None
+
+
+class ArrangementOut(BaseModel):
+    command: str
+    liaison_officer: str
+    liaison_contact: str
+    working_language: str
+    costs: str
+    liability: str
+    notes: str
+    revision: int
+    requester_confirmed_at: datetime | None
+    requester_confirmed_by: str | None
+    assisting_confirmed_at: datetime | None
+    assisting_confirmed_by: str | None
+
+
+class ManifestItemOut(BaseModel):
+    id: int
+    category: str
+    description: str
+    quantity: int
+    serial_numbers: str
+    host_decision: str
+    decision_note: str
+    decided_by: str | None
+    decided_at: datetime | None
+
+
+class MovementOut(BaseModel):
+    id: int
+    kind: str
+    country: str
+    reference: str
+    route: str
+    valid_from: datetime | None
+    valid_to: datetime | None
+    status: str
+    note: str
+    recorded_by: str
+    recorded_at: datetime
+
+
+class OfferOut(BaseModel):
+    id: int
+    unit: UnitRef
+    kind: str
+    status: str
+    request_version: int
+    lock_version: int
+    status_changed_at: datetime
+    lines: list[OfferLineOut]
+    # Details below are shown to the two parties only (None for other involved units).
+    nature: list[str] | None = None
+    package: str | None = None
+    eta_at: datetime | None = None
+    conditions: str | None = None
+    costs: str | None = None
+    reason: str | None = None
+    arrangement: ArrangementOut | None = None
+    manifest: list[ManifestItemOut] | None = None
+    movements: list[MovementOut] | None = None
+
+
+class EventOut(BaseModel):
+    id: int
+    occurred_at: datetime
+    actor: str
+    kind: str
+    summary: str
+    unit_code: str | None
+    pinned: bool
+
+
+class Involvement(BaseModel):
+    requester: bool
+    approver: bool
+    addressee_id: int | None
+    supervisor: bool
+    granted: bool
+
+
+class RequestOut(BaseModel):
+    id: int
+    reference: str
+    kind: str
+    status: str
+    version: int
+    lock_version: int
+    exercise: bool
+    requesting_country: str
+    requesting_unit: UnitRef | None
+    created_by: str
+    title: str
+    crisis_category: str
+    crisis_category_label: str
+    location_name: str
+    latitude: float | None
+    longitude: float | None
+    nature: list[str]
+    operational_necessity: str
+    legal_basis: str | None
+    legal_basis_label: str | None
+    bilateral_agreement: str | None
+    classification: str
+    classification_label: str
+    distribution_marking: str
+    handling_code: str
+    handling_note: str
+    ack_minutes: int
+    lapse_at: datetime | None
+    pre_alert_id: int | None
+    incident_id: str
+    created_at: datetime
+    submitted_at: datetime | None
+    opened_at: datetime | None
+    closed_at: datetime | None
+    debrief: str | None
+    lines: list[LineOut]
+    addressees: list[AddresseeOut]
+    offers: list[OfferOut]
+    involvement: Involvement
+
+
+class RequestSummary(BaseModel):
+    id: int
+    reference: str
+    kind: str
+    status: str
+    exercise: bool
+    title: str
+    crisis_category: str
+    requesting_country: str
+    location_name: str
+    classification: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class NotificationOut(BaseModel):
+    id: int
+    kind: str
+    title: str
+    body: str
+    link: str
+    urgent: bool
+    exercise: bool
+    created_at: datetime
+    read_at: datetime | None
+
+
+class Metrics(BaseModel):
+    """Response metrics of one request, in minutes from submission (None = not reached)."""
+
+    first_acknowledgement: float | None
+    first_offer: float | None
+    full_coverage: float | None
+    first_team_on_site: float | None
+
+
+def page_of(items: list[Any], total: int, page: int, per_page: int) -> dict[str, Any]:
+    pages = max(1, -(-total // per_page))
+    return {"items": items, "total": total, "page": page, "per_page": per_page, "pages": pages}

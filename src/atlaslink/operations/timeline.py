@@ -1,0 +1,232 @@
+"""Recording what happens to a request: the shared timeline, the audit log, the live signal and
+the notifications, all in the caller's transaction.
+
+Every transition goes through :func:`record`, so the timeline and the audit trail never disagree
+and open pages learn of the change only once it is committed (PostgreSQL delivers ``pg_notify``
+at commit; on SQLite the live broadcaster polls the newest event id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from atlaslink.audit import service as audit
+from atlaslink.auth.permissions import Role
+from atlaslink.auth.principal import Principal
+from atlaslink.models import (
+    AssistanceRequest,
+    Notification,
+    OperationEvent,
+    User,
+    UserPreferences,
+    utcnow,
+)
+
+LIVE_CHANNEL = "atlaslink_operations"
+
+
+def record(
+    session: Session,
+    actor: Principal,
+    req: AssistanceRequest,
+    kind: str,
+    summary: str,
+    *,
+    unit_id: int | None = None,
+    offer_id: int | None = None,
+    scope: str = "all",
+    data: dict[str, Any] | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    object_type: str = "request",
+    object_id: int | None = None,
+    pinned: bool = False,
+    at: datetime | None = None,
+) -> OperationEvent:
+    event = OperationEvent(
+        request_id=req.id,
+        occurred_at=at or utcnow(),
+        actor_user_id=actor.user_id,
+        actor_label=actor.label,
+        kind=kind,
+        summary=summary,
+        unit_id=unit_id,
+        offer_id=offer_id,
+        scope=scope,
+        data=audit.jsonable(data or {}),
+        pinned=pinned,
+    )
+    session.add(event)
+    session.flush()
+    audit.append(
+        session,
+        actor,
+        kind,
+        object_type,
+        object_id if object_id is not None else req.id,
+        before=before,
+        after=after if after is not None else {"request": req.reference, "summary": summary},
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Delivered to listeners only when this transaction commits.
+        session.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": LIVE_CHANNEL, "payload": f"{req.id}:{event.id}"},
+        )
+    return event
+
+
+# ------------------------------------------------------------------------- notifications
+
+_RESPONDER_ROLES = (Role.UNIT_COMMANDER.value, Role.DUTY_OFFICER.value)
+
+
+def _quiet_until(prefs: UserPreferences | None, now: datetime) -> datetime | None:
+    """The end of the user's quiet hours if ``now`` falls inside them (times are UTC)."""
+    if prefs is None or not prefs.quiet_start or not prefs.quiet_end:
+        return None
+    start = time.fromisoformat(prefs.quiet_start)
+    end = time.fromisoformat(prefs.quiet_end)
+    t = now.time().replace(tzinfo=None)
+    inside = (start <= t < end) if start <= end else (t >= start or t < end)
+    if not inside:
+        return None
+    end_today = now.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+    return end_today if end_today > now else end_today + timedelta(days=1)
+
+
+def notify_users(
+    session: Session,
+    users: Iterable[User],
+    req: AssistanceRequest | None,
+    kind: str,
+    title: str,
+    body: str = "",
+    *,
+    urgent: bool = False,
+) -> list[Notification]:
+    now = utcnow()
+    users = [u for u in users if not u.disabled]
+    prefs = (
+        {
+            p.user_id: p
+            for p in session.scalars(
+                select(UserPreferences).where(UserPreferences.user_id.in_([u.id for u in users]))
+            )
+        }
+        if users
+        else {}
+    )
+    exercise = bool(req and req.exercise)
+    prefix = "[EXERCISE] " if exercise else ""
+    link = f"/requests/{req.id}" if req else ""
+    made = []
+    for user in users:
+        pref = prefs.get(user.id)
+        wants_mail = bool(user.email) and (pref is None or pref.email_enabled or urgent)
+        quiet = None if urgent else _quiet_until(pref, now)
+        n = Notification(
+            user_id=user.id,
+            email_to=user.email if wants_mail else "",
+            request_id=req.id if req else None,
+            kind=kind,
+            title=prefix + title,
+            body=body,
+            link=link,
+            urgent=urgent,
+            exercise=exercise,
+            email_state="pending" if wants_mail else "none",
+            email_next_at=(quiet or now) if wants_mail else None,
+        )
+        session.add(n)
+        made.append(n)
+    session.flush()
+    return made
+
+
+def email_contact(
+    session: Session, req: AssistanceRequest, address: str, kind: str, title: str, body: str
+) -> Notification:
+    """An e-mail to a unit's 24/7 contact address (no account behind it). Always urgent."""
+    prefix = "[EXERCISE] " if req.exercise else ""
+    n = Notification(
+        user_id=None,
+        email_to=address,
+        request_id=req.id,
+        kind=kind,
+        title=prefix + title,
+        body=body,
+        link=f"/requests/{req.id}",
+        urgent=True,
+        exercise=req.exercise,
+        email_state="pending",
+        email_next_at=utcnow(),
+    )
+    session.add(n)
+    session.flush()
+    return n
+
+
+def unit_responders(session: Session, unit_ids: Iterable[int]) -> list[User]:
+    ids = sorted(set(unit_ids))
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            select(User)
+            .where(User.unit_id.in_(ids), User.role.in_(_RESPONDER_ROLES), User.disabled.is_(False))
+            .order_by(User.id)
+        )
+    )
+
+
+def requesting_side(session: Session, req: AssistanceRequest) -> list[User]:
+    """The people of the requesting country who follow its requests."""
+    from atlaslink.models import Unit
+
+    unit_ids = select(Unit.id).where(Unit.country_iso2 == req.requesting_country)
+    return list(
+        session.scalars(
+            select(User)
+            .where(
+                User.disabled.is_(False),
+                (
+                    (User.unit_id.in_(unit_ids) & User.role.in_(_RESPONDER_ROLES))
+                    | (
+                        (User.country_iso2 == req.requesting_country)
+                        & (User.role == Role.NATIONAL_CONTACT.value)
+                    )
+                ),
+            )
+            .order_by(User.id)
+        )
+    )
+
+
+def national_contacts(session: Session, country: str) -> list[User]:
+    return list(
+        session.scalars(
+            select(User)
+            .where(
+                User.country_iso2 == country,
+                User.role == Role.NATIONAL_CONTACT.value,
+                User.disabled.is_(False),
+            )
+            .order_by(User.id)
+        )
+    )
+
+
+def support_office(session: Session) -> list[User]:
+    return list(
+        session.scalars(
+            select(User)
+            .where(User.role == Role.SUPPORT_OFFICE.value, User.disabled.is_(False))
+            .order_by(User.id)
+        )
+    )
