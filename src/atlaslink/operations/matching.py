@@ -49,6 +49,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.orm import Session, aliased
 
@@ -356,7 +357,8 @@ def legal_fit(ctx: LegalContext, unit_country: str, entry_flags: EntryFlags | No
             who = sorted(c for c in (home, unit_country) if c in ctx.bilateral_countries)
             needs = " and ".join(display_country(c) for c in who)
             if known:
-                latest = known[-1]
+                # The one whose validity ends last says most about what to renew.
+                latest = max(known, key=lambda a: (a.valid_to or date.max, a.id))
                 reasons.append(
                     f"{needs} require{'s' if len(who) == 1 else ''} a bilateral agreement for "
                     f"{pair}; “{latest.name}” is not valid on {ctx.on.isoformat()} "
@@ -559,7 +561,10 @@ def _distance_km(dialect: str) -> ColumnElement[Any]:
         a = func.power(func.sin((lat - plat) / 2.0), 2) + bindparam(
             "incident_cos_lat", type_=Float
         ) * func.cos(lat) * func.power(func.sin((lon - plon) / 2.0), 2)
-        return 2.0 * geography.EARTH_RADIUS_KM * func.asin(func.least(1.0, func.sqrt(a)))
+        root = func.sqrt(a)
+        # Clamped against rounding above 1 (asin's domain). Not with LEAST, which ignores
+        # NULLs: a unit without coordinates must stay NULL, not become antipodal.
+        return 2.0 * geography.EARTH_RADIUS_KM * func.asin(case((root > 1.0, 1.0), else_=root))
     return func.atlaslink_haversine_km(
         Unit.latitude,
         Unit.longitude,
@@ -713,7 +718,8 @@ def _candidate_statement(dialect: str, native: tuple[str, ...], english: bool) -
     eta_ub = case((c.dist.is_(None), null()), else_=notice_ub + _least(dialect, road, plane, heli))
     timed = select(considered, eta_ub.label("eta_ub")).subquery("timed")
     t = timed.c
-    hours_left = _param("hours_left", Float)
+    # Cast: PostgreSQL cannot type a parameter that is only tested for NULL.
+    hours_left = cast(_param("hours_left", Float), Float)
     quantity = _param("quantity", Integer)
     upper_bound = (
         case((t.level.is_(None), 0.0), else_=(t.level - min_level) * W_LEVEL)
@@ -742,31 +748,46 @@ def _candidate_statement(dialect: str, native: tuple[str, ...], english: bool) -
         and_(_param("explosives_rule", Boolean), not_(t.explosives)),
         t.country.in_(bindparam("barred", expanding=True)),
     )
-    scored = select(
-        timed,
-        upper_bound.label("ub"),
-        case((excluded, 0), else_=1).label("eligible"),
-        case((t.eta_ub.is_(None), 1), else_=0).label("eta_unknown"),
-    ).subquery("scored")
-    s = scored.c
-    ranked = select(
-        scored,
-        func.row_number()
-        .over(partition_by=s.eligible, order_by=(s.eta_unknown, s.ub.desc(), s.code))
-        .label("rn"),
-        func.count().over(partition_by=s.eligible).label("n"),
-    ).subquery("ranked")
-    r = ranked.c
-    return (
-        select(ranked)
-        .where(
-            or_(
-                and_(r.eligible == 1, r.rn <= _param("fit_rows", Integer)),
-                and_(r.eligible == 0, r.rn <= _param("unfit_rows", Integer)),
-            )
+    # Materialised: the exclusion flag and the bound are computed once per row, then read by
+    # the two best-N branches and the two counts below.
+    scored = (
+        select(
+            timed,
+            upper_bound.label("ub"),
+            case((excluded, 0), else_=1).label("eligible"),
+            case((t.eta_ub.is_(None), 1), else_=0).label("eta_unknown"),
         )
-        .order_by(r.eligible.desc(), r.rn)
+        .cte("scored")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
+    s = scored.c
+    order = (s.eta_unknown, s.ub.desc(), s.code)
+    # Two best-N reads (a bounded heap each) rather than sorting every row under a window.
+    fit = (
+        select(scored)
+        .where(s.eligible == 1)
+        .order_by(*order)
+        .limit(_param("fit_rows", Integer))
+        .subquery("fit")
+    )
+    unfit = (
+        select(scored)
+        .where(s.eligible == 0)
+        .order_by(*order)
+        .limit(_param("unfit_rows", Integer))
+        .subquery("unfit")
+    )
+    best = union_all(select(fit), select(unfit)).subquery("best")
+    return select(
+        best,
+        select(func.count())
+        .select_from(scored)
+        .where(s.eligible == 1)
+        .scalar_subquery()
+        .label("n_fit"),
+        select(func.count()).select_from(scored).scalar_subquery().label("n_all"),
+        select(func.count(Unit.id)).scalar_subquery().label("n_units"),
+    ).order_by(best.c.eligible.desc(), best.c.eta_unknown, best.c.ub.desc(), best.c.code)
 
 
 def _statement_params(
@@ -1023,19 +1044,21 @@ def rank_line(
         if len(fit) < fit_rows or _settled(plans, fit[-1], limit):
             break
         fit_rows *= 4
-    candidate_count = fit[0].n if fit else 0
-    excluded_count = unfit[0].n if unfit else 0
-    units_total = session.scalar(select(func.count(Unit.id))) or 0
+    candidate_count = rows[0].n_fit if rows else 0
+    excluded_count = rows[0].n_all - candidate_count if rows else 0
+    units_total = rows[0].n_units if rows else session.scalar(select(func.count(Unit.id))) or 0
     plans = plans[:limit]
-    # Best-placed first: by the score they would have had.
+    seen = {unit_id: visible_groups(viewer, a) for unit_id, a in agreements.items()}
+    # Best-placed first (by the score they would have had), and named only to a viewer who may
+    # know that the unit holds this capability at all.
     misfits = sorted(
         (
             _plan(r, engine[r.unit_id], line, stale_cut, hours_left)
             for r in unfit
-            if G.EXISTENCE in engine[r.unit_id]
+            if G.EXISTENCE in engine[r.unit_id] and G.EXISTENCE in seen[r.unit_id]
         ),
         key=lambda p: p.key,
-    )
+    )[:MAX_EXCLUDED]
 
     notes: list[str] = []
     if request.latitude is None or request.longitude is None:
@@ -1085,9 +1108,7 @@ def rank_line(
                 arrives_before_needed_by=(
                     None if eta is None or hours_left is None else eta <= hours_left
                 ),
-                factors=explain.factors(
-                    plan, request, visible_groups(viewer, agreement), engine[unit.id], shown
-                ),
+                factors=explain.factors(plan, request, seen[unit.id], engine[unit.id], shown),
                 shown=shown,
                 committed_elsewhere=row.committed,
             )
@@ -1095,16 +1116,11 @@ def rank_line(
 
     excluded: list[Exclusion] = []
     for plan in misfits:
-        if len(excluded) >= MAX_EXCLUDED:
-            break
         row = plan.row
         unit, entry = units.get(row.unit_id), entries.get(row.entry_id)
         if unit is None or entry is None:
             continue
         agreement = agreements[unit.id]
-        # Named only to a viewer who may know that the unit holds this capability at all.
-        if G.EXISTENCE not in visible_groups(viewer, agreement):
-            continue
         shown = redact.candidate_view(viewer, unit, agreement, entry, transport.get(unit.id, []))
         excluded.append(
             Exclusion(
@@ -1196,7 +1212,12 @@ class _Explainer:
         shown: Mapping[str, Any],
     ) -> list[Factor]:
         row = plan.row
-        out = [self._level(row, shown), self._package(row, engine, shown)]
+        # Numbers the engine used come from plan.inputs (what it may use); numbers printed come
+        # from shown (what the viewer may see).
+        out = [
+            self._level(plan.inputs.level, shown),
+            self._package(plan.inputs.package, engine, shown),
+        ]
         out += self._eta(plan, request, groups, engine, shown)
         out.append(self._languages(shown))
         n = row.committed
@@ -1213,9 +1234,9 @@ class _Explainer:
         out += self._legal(row, shown)
         return out
 
-    def _level(self, row: Row[Any], shown: Mapping[str, Any]) -> Factor:
+    def _level(self, used: int | None, shown: Mapping[str, Any]) -> Factor:
         minimum = self.line.min_level
-        if row.level is None:
+        if used is None:
             return Factor(
                 code="level",
                 verdict="weak",
@@ -1236,13 +1257,13 @@ class _Explainer:
         )
 
     def _package(
-        self, row: Row[Any], engine: frozenset[FieldGroup], shown: Mapping[str, Any]
+        self, used: int | None, engine: frozenset[FieldGroup], shown: Mapping[str, Any]
     ) -> Factor:
         quantity = self.line.quantity
-        if row.package is None:
+        if used is None:
             why = "not recorded" if G.PACKAGE in engine else "not shared with the matching engine"
             return Factor(code="package", verdict="weak", text=f"package size {why}")
-        covers = row.package >= quantity
+        covers = used >= quantity
         if "package_size" in shown and shown["package_size"] is not None:
             size = shown["package_size"]
             text = (
@@ -1266,9 +1287,9 @@ class _Explainer:
         engine: frozenset[FieldGroup],
         shown: Mapping[str, Any],
     ) -> list[Factor]:
-        row = plan.row
+        used_notice = plan.inputs.notice
         out: list[Factor] = []
-        if row.notice is None:
+        if used_notice is None:
             why = "not recorded" if G.NOTICE in engine else "not shared with the matching engine"
             out.append(
                 Factor(
@@ -1291,7 +1312,7 @@ class _Explainer:
             parts.append(f"by {plan.score.mode}")
         if shown.get("notice_to_move_hours") is not None:
             parts.append(f"notice-to-move {shown['notice_to_move_hours']} h")
-        elif row.notice is not None:
+        elif used_notice is not None:
             parts.append("notice-to-move not shared with you")
         if plan.road_note:
             parts.append(plan.road_note)

@@ -1,0 +1,472 @@
+"""In-process benchmark: ranking one request line (issue 3) on 10,000 units x 20 entries.
+
+    .venv/bin/python bench/load_registry.py --database atlaslink_bench_ops --reuse
+    .venv/bin/python bench/bench_rank_line.py                 # 240 lines x 5 rounds
+
+Target: ``matching.rank_line`` p95 <= 20 ms in process, against a baseline measured in the same
+run: the plain candidate query (the line's capability entries of units of other countries,
+with their units, every row fetched; no sharing rules, no ranking). A third variant times the
+ranking statement alone (matching's SQL, no Python explanation) to show where the time goes.
+
+Every line gets a random capability type, minimum level 0-3, quantity, incident location,
+requesting country, nature and legal basis; some countries get settings (bilateral agreement
+required, host prohibitions, outside 2008/617), some pairs an agreement, and 300 units a
+deployment on another live request. All of it is written in one transaction that is rolled
+back at the end: the benchmark database is never changed.
+
+Rounds are interleaved: in every round each line runs all variants back to back, in an order
+that rotates per line. Each round starts with a fixed pure-Python loop ("calibration") and
+records the machine's load average. The results are printed as Markdown and written to
+bench/results/rank_line-<time>.json (git-ignored).
+
+Only one benchmark runs at a time on this machine: the script waits while
+/tmp/atlaslink-benching exists (another benchmark), then holds that file until it is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import re
+import signal
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from atlaslink.auth.permissions import Role
+from atlaslink.auth.principal import Principal
+from atlaslink.db import make_engine
+from atlaslink.models import (
+    AssistanceRequest,
+    BilateralAgreement,
+    CapabilityEntry,
+    CapabilityType,
+    CountrySettings,
+    NetworkMember,
+    Offer,
+    RequestAddressee,
+    RequestLine,
+    Unit,
+)
+from atlaslink.operations import matching
+
+SERVER = "postgresql://postgres@127.0.0.1:5432"
+DB_NAME = "atlaslink_bench_ops"
+RESULTS = Path(__file__).resolve().parent / "results"
+LOCK = Path("/tmp/atlaslink-benching")
+SEED = 20261124
+VARIANTS = ("baseline", "statement", "rank_line")
+
+
+# --- the machine and the lock ------------------------------------------------------------
+
+
+def machine(session: Session) -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    mem = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "cpu_model": model[1] if model else "unknown",
+        "ram_gib": round(int(mem[1]) / 1024 / 1024, 1) if mem else None,
+        "python": platform.python_version(),
+        "postgresql": session.scalar(text("SHOW server_version")),
+        "kernel": platform.release(),
+    }
+
+
+@contextmanager
+def benchmark_lock(expected_seconds: float, wait_minutes: float) -> Iterator[None]:
+    """Wait while another benchmark holds the lock file (poll every 30 s), then hold it."""
+    deadline = time.monotonic() + wait_minutes * 60
+    while LOCK.exists():
+        if time.monotonic() > deadline:
+            sys.exit(f"{LOCK} still exists after {wait_minutes:g} min: another benchmark runs")
+        print(f"# waiting: {LOCK} exists ({LOCK.read_text().strip()})", file=sys.stderr)
+        time.sleep(30)
+    end = datetime.now(UTC) + timedelta(seconds=expected_seconds)
+    LOCK.write_text(f"bench_rank_line.py until about {end:%Y-%m-%d %H:%M:%S} UTC\n")
+    try:
+        yield
+    finally:
+        LOCK.unlink(missing_ok=True)
+
+
+def calibration_ms() -> float:
+    """A fixed pure-Python loop: how fast this machine runs Python right now."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(1_000_000):
+        total += i * i % 7
+    return (time.perf_counter() - started) * 1000
+
+
+def load_average() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+# --- the scenario ------------------------------------------------------------------------
+
+
+class Scenario:
+    """Requests, lines and network facts, written in the session's (rolled back) transaction."""
+
+    def __init__(self, session: Session, lines: int, rng: random.Random) -> None:
+        self.session = session
+        self.rng = rng
+        self.today = datetime.now(UTC).date()
+        self.types = list(
+            session.scalars(select(CapabilityType).where(CapabilityType.retired_in.is_(None)))
+        )
+        self.countries = sorted(
+            set(session.scalars(select(NetworkMember.country_iso2)))
+            & set(session.scalars(select(Unit.country_iso2).distinct()))
+        )
+        self.viewers = {
+            c: session.scalar(
+                select(Unit.id).where(Unit.country_iso2 == c).order_by(Unit.id).limit(1)
+            )
+            for c in self.countries
+        }
+        self._country_facts()
+        self._deployments()
+        self.lines = [self._line(i) for i in range(lines)]
+        session.flush()
+
+    def _country_facts(self) -> None:
+        s, rng = self.session, self.rng
+        facts = {
+            "NL": {"requires_bilateral_agreement": True},
+            "CH": {"requires_bilateral_agreement": True},
+            "GB": {"excluded_from_2008_617": True},
+            "FR": {"prohibits_foreign_explosives": True},
+            "DK": {"prohibits_foreign_arms": True},
+        }
+        for country, flags in facts.items():
+            if country in self.countries:
+                s.merge(CountrySettings(country_iso2=country, **flags))
+        for partner in rng.sample([c for c in self.countries if c != "NL"], 8):
+            a, b = sorted(("NL", partner))
+            s.add(BilateralAgreement(name=f"NL-{partner}", country_a=a, country_b=b))
+        s.add(
+            BilateralAgreement(
+                name="CH-AT (expired)",
+                country_a="AT",
+                country_b="CH",
+                valid_to=self.today - timedelta(days=30),
+            )
+        )
+        s.flush()
+
+    def _request(self, n: int, country: str, **over: Any) -> AssistanceRequest:
+        lat, lon = self.rng.uniform(36.0, 70.0), self.rng.uniform(-10.0, 30.0)
+        req = AssistanceRequest(
+            reference=f"BENCH-{n}",
+            kind="request",
+            status="OPEN",
+            exercise=True,
+            requesting_country=country,
+            requesting_unit_id=self.viewers[country],
+            created_by_label="bench",
+            title="Benchmark request",
+            crisis_category="hostage_taking",
+            location_name="Somewhere",
+            latitude=lat,
+            longitude=lon,
+            nature=over.pop("nature", ["expertise"]),
+            legal_basis=over.pop("legal_basis", "prum-art17"),
+            ack_minutes=10,
+            max_escalations=2,
+            incident_id=f"BENCH-{n}",
+            **over,
+        )
+        self.session.add(req)
+        self.session.flush()
+        return req
+
+    def _deployments(self) -> None:
+        """300 units deployed on other live requests (commitments count in the ranking)."""
+        s = self.session
+        elsewhere = [self._request(100_000 + i, self.rng.choice(self.countries)) for i in range(10)]
+        units = self.rng.sample(list(s.scalars(select(Unit.id))), 300)
+        for i, unit_id in enumerate(units):
+            req = elsewhere[i % len(elsewhere)]
+            a = RequestAddressee(
+                request_id=req.id,
+                unit_id=unit_id,
+                status="ACCEPTED",
+                addressed_by_label="bench",
+                ack_due_at=datetime.now(UTC),
+            )
+            s.add(a)
+            s.flush()
+            s.add(
+                Offer(
+                    request_id=req.id,
+                    addressee_id=a.id,
+                    unit_id=unit_id,
+                    request_version=1,
+                    kind="offer",
+                    status=self.rng.choice(("AGREED", "EN_ROUTE", "ON_SITE")),
+                    created_by_label="bench",
+                )
+            )
+        s.flush()
+
+    def _line(self, n: int) -> tuple[AssistanceRequest, RequestLine]:
+        rng = self.rng
+        req = self._request(
+            n,
+            rng.choice(self.countries),
+            nature=rng.choice((["expertise"], ["intervention"], ["intervention", "equipment"])),
+            legal_basis=rng.choice(("2008/617-art3", "prum-art17", "prum-art18")),
+        )
+        line = RequestLine(
+            request_id=req.id,
+            line_no=1,
+            capability_type_id=rng.choice(self.types).id,
+            min_level=rng.randint(0, 3),
+            quantity=rng.choice((2, 4, 6, 10, 15, 20)),
+            needed_by=(
+                datetime.now(UTC) + timedelta(hours=rng.randint(2, 24))
+                if rng.random() < 0.5
+                else None
+            ),
+        )
+        self.session.add(line)
+        self.session.flush()
+        return req, line
+
+    def viewer(self, req: AssistanceRequest) -> Principal:
+        return Principal.for_user(
+            user_id=0,
+            username="bench.requester",
+            role=Role.DUTY_OFFICER,
+            unit_id=req.requesting_unit_id,
+            country=None,
+        )
+
+
+# --- the variants ------------------------------------------------------------------------
+
+
+def baseline(session: Session, req: AssistanceRequest, line: RequestLine) -> int:
+    """The plain candidate query: every entry of the type in other countries, with its unit."""
+    rows = session.execute(
+        select(
+            CapabilityEntry.id,
+            CapabilityEntry.unit_id,
+            CapabilityEntry.level,
+            CapabilityEntry.package_size,
+            CapabilityEntry.notice_to_move_hours,
+            CapabilityEntry.may_deploy_abroad,
+            CapabilityEntry.may_carry_arms_abroad,
+            CapabilityEntry.may_carry_explosives_abroad,
+            CapabilityEntry.confirmed_on,
+            Unit.code,
+            Unit.name,
+            Unit.country_iso2,
+            Unit.latitude,
+            Unit.longitude,
+            Unit.languages,
+        )
+        .join(Unit, Unit.id == CapabilityEntry.unit_id)
+        .where(
+            CapabilityEntry.capability_type_id == line.capability_type_id,
+            Unit.country_iso2 != req.requesting_country,
+        )
+    ).all()
+    return len(rows)
+
+
+def statement_only(session: Session, req: AssistanceRequest, line: RequestLine) -> int:
+    """matching's ranking statement alone, as rank_line's first read runs it."""
+    ctx = matching.load_legal_context(session, req).for_line("x")
+    languages = matching._requesting_languages(session, req)
+    dialect = matching._prepare_connection(session)
+    stmt = matching._candidate_statement(
+        dialect, tuple(sorted(languages - {matching.ENGLISH})), matching.ENGLISH in languages
+    )
+    params = matching._statement_params(
+        req, line, ctx, stale_cut=date.today() - timedelta(days=90), hours_left=None
+    )
+    rows = session.execute(
+        stmt, {**params, "fit_rows": 75, "unfit_rows": matching.MAX_EXCLUDED * 3}
+    ).all()
+    return len(rows)
+
+
+def ranked(session: Session, req: AssistanceRequest, line: RequestLine, viewer: Principal) -> int:
+    r = matching.rank_line(session, viewer, req, line, now=datetime.now(UTC))
+    return len(r.candidates)
+
+
+# --- running -----------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    engine = make_engine(f"{SERVER}/{args.database}")
+    rng = random.Random(SEED)
+    with Session(engine) as session:
+        units = session.scalar(text("SELECT count(*) FROM units"))
+        entries = session.scalar(text("SELECT count(*) FROM capability_entries"))
+        if not units or units < 10_000:
+            sys.exit(f"{args.database} holds {units} units: run bench/load_registry.py first")
+        info = machine(session)
+        info |= {"units": units, "entries": entries, "lines": args.lines, "rounds": args.rounds}
+        scenario = Scenario(session, args.lines, rng)
+        calls: dict[str, Callable[[AssistanceRequest, RequestLine], int]] = {
+            "baseline": lambda r, ln: baseline(session, r, ln),
+            "statement": lambda r, ln: statement_only(session, r, ln),
+            "rank_line": lambda r, ln: ranked(session, r, ln, scenario.viewer(r)),
+        }
+        # Warm-up: caches, prepared statements (psycopg prepares after 5 runs of a statement).
+        for req, line in scenario.lines[: args.warmup]:
+            for name in VARIANTS:
+                calls[name](req, line)
+        samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        paired: list[float] = []
+        rounds: list[dict[str, Any]] = []
+        for rnd in range(args.rounds):
+            gc.collect()
+            cal, load = calibration_ms(), load_average()
+            this: dict[str, list[float]] = {v: [] for v in VARIANTS}
+            order = list(range(len(scenario.lines)))
+            rng.shuffle(order)
+            for i, idx in enumerate(order):
+                req, line = scenario.lines[idx]
+                variants = VARIANTS[i % 3 :] + VARIANTS[: i % 3]  # rotate the order
+                took: dict[str, float] = {}
+                for name in variants:
+                    started = time.perf_counter()
+                    calls[name](req, line)
+                    took[name] = (time.perf_counter() - started) * 1000
+                for name, ms in took.items():
+                    this[name].append(ms)
+                    samples[name].append(ms)
+                paired.append(took["rank_line"] / took["baseline"])
+            rounds.append(
+                {
+                    "round": rnd + 1,
+                    "calibration_ms": round(cal, 1),
+                    "load_before": load,
+                    "load_after": load_average(),
+                    **{
+                        f"{v}_{k}": round(f(this[v]), 2)
+                        for v in VARIANTS
+                        for k, f in (
+                            ("median", statistics.median),
+                            ("p95", lambda x: percentile(x, 0.95)),
+                        )
+                    },
+                }
+            )
+            print(f"# round {rnd + 1}: {rounds[-1]}", file=sys.stderr)
+        session.rollback()
+    engine.dispose()
+    summary = {
+        v: {
+            "median": statistics.median(samples[v]),
+            "p95": percentile(samples[v], 0.95),
+            "p99": percentile(samples[v], 0.99),
+            "n": len(samples[v]),
+        }
+        for v in VARIANTS
+    }
+    return {
+        "machine": info,
+        "summary": summary,
+        "paired_ratio_median": statistics.median(paired),
+        "paired_ratio_p95": percentile(paired, 0.95),
+        "rounds": rounds,
+    }
+
+
+def markdown(result: dict[str, Any], command: str) -> str:
+    m, s = result["machine"], result["summary"]
+    out = [
+        f"Command: `{command}`",
+        "",
+        f'Machine: `nproc` {m["nproc"]}; CPU "{m["cpu_model"]}"; {m["ram_gib"]} GiB RAM; '
+        f"Python {m['python']}; PostgreSQL {m['postgresql']}; kernel {m['kernel']}; {m['date']}.",
+        f"Data: {m['units']:,} units, {m['entries']:,} capability entries; "
+        f"{m['lines']} lines x {m['rounds']} rounds per variant.",
+        "",
+        "| variant | median ms | p95 ms | p99 ms | samples |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for v in VARIANTS:
+        out.append(
+            f"| {v} | {s[v]['median']:.1f} | {s[v]['p95']:.1f} | {s[v]['p99']:.1f} | {s[v]['n']} |"
+        )
+    b, r = s["baseline"], s["rank_line"]
+    out += [
+        "",
+        f"rank_line / baseline: medians {r['median'] / b['median']:.2f}, p95 "
+        f"{r['p95'] / b['p95']:.2f}; per line (paired), median {result['paired_ratio_median']:.2f},"
+        f" p95 {result['paired_ratio_p95']:.2f}. Target p95 <= 20 ms: "
+        f"{'met' if r['p95'] <= 20 else 'not met'}.",
+        "",
+        "| round | calibration ms | load before | load after | "
+        + " | ".join(f"{v} median / p95" for v in VARIANTS)
+        + " |",
+        "|---:|---:|---:|---:|" + "---:|" * len(VARIANTS),
+    ]
+    for rd in result["rounds"]:
+        cells = " | ".join(f"{rd[f'{v}_median']:.1f} / {rd[f'{v}_p95']:.1f}" for v in VARIANTS)
+        out.append(
+            f"| {rd['round']} | {rd['calibration_ms']} | {rd['load_before']} | "
+            f"{rd['load_after']} | {cells} |"
+        )
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", default=DB_NAME, help=f"database ({DB_NAME})")
+    parser.add_argument("--lines", type=int, default=240, help="request lines (240)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (5)")
+    parser.add_argument("--warmup", type=int, default=20, help="lines run before measuring (20)")
+    parser.add_argument(
+        "--wait-minutes", type=float, default=20, help="longest wait for another benchmark (20)"
+    )
+    parser.add_argument("--expected-seconds", type=float, default=600, help="for the lock file")
+    args = parser.parse_args(argv)
+    if args.lines < 1 or args.rounds < 1:
+        parser.error("--lines and --rounds must be positive")
+    command = " ".join(["bench/bench_rank_line.py", *(argv or sys.argv[1:])])
+    # A terminated run must still give the lock file back (finally blocks run on SystemExit).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with benchmark_lock(args.expected_seconds, args.wait_minutes):
+        result = run(args)
+    text_md = markdown(result, f".venv/bin/python {command}")
+    print(text_md)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"rank_line-{stamp}.json").write_text(json.dumps(result, indent=2, default=str))
+    (RESULTS / f"rank_line-{stamp}.md").write_text(text_md + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
