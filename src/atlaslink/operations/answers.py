@@ -31,6 +31,7 @@ from atlaslink.operations import geography, matching, schemas, service, timeline
 from atlaslink.operations.policy import get_visible, require_requester
 from atlaslink.operations.states import (
     ADDRESSEE_TRANSITIONS,
+    ENDED,
     OFFER_TRANSITIONS,
     AddresseeStatus,
     OfferStatus,
@@ -185,7 +186,7 @@ def _set_addressee(a: RequestAddressee, target: AddresseeStatus) -> None:
 
 def acknowledge(session: Session, p: Principal, request_id: int) -> RequestAddressee:
     req, a = _own_addressee(session, p, request_id)
-    if req.status in (R.CLOSED, R.CANCELLED, R.LAPSED, R.WITHDRAWN):
+    if req.status in ENDED:
         raise Conflict(f"The request is {req.status}.")
     if a.status not in (A.AWAITING_ACK, A.NO_RESPONSE):
         raise Conflict(f"Already acknowledged ({a.status}).")

@@ -26,6 +26,7 @@ from atlaslink.operations import (
     views,
 )
 from atlaslink.registry.schemas import Page
+from atlaslink.registry.service import page_dict
 from atlaslink.web.deps import DB, ApiPrincipal
 
 router = APIRouter(prefix="/requests", tags=["requests"])
@@ -385,7 +386,7 @@ def list_notifications(
         stmt.order_by(Notification.id.desc()).offset((page - 1) * per_page).limit(per_page)
     ).all()
     items = [schemas.NotificationOut.model_validate(n, from_attributes=True) for n in rows]
-    return schemas.page_of(items, total, page, per_page)
+    return page_dict(items, total, page, per_page)
 
 
 @notifications_router.post("/notifications/{notification_id}/read", status_code=204)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -403,8 +403,3 @@ class Metrics(BaseModel):
     first_offer: float | None
     full_coverage: float | None
     first_team_on_site: float | None
-
-
-def page_of(items: list[Any], total: int, page: int, per_page: int) -> dict[str, Any]:
-    pages = max(1, -(-total // per_page))
-    return {"items": items, "total": total, "page": page, "per_page": per_page, "pages": pages}

@@ -5,7 +5,7 @@ timeline and in the audit log (``timeline.record``)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from atlaslink.auth.permissions import Permission, Role
 from atlaslink.auth.principal import Principal
 from atlaslink.config import get_settings
-from atlaslink.errors import Conflict, Forbidden, Invalid, NotFound
+from atlaslink.errors import Conflict, Forbidden, Invalid
 from atlaslink.models import (
     AssistanceRequest,
     BilateralAgreement,
@@ -34,7 +34,7 @@ from atlaslink.operations.states import (
     ACCEPTS_OFFERS,
     AT_INCIDENT,
     COMMITTED,
-    DEPLOYED,
+    ENDED,
     ENGAGED,
     FINISHED,
     OFFER_ENDED,
@@ -168,38 +168,14 @@ def lines_of(
 
 
 def snapshot(session: Session, req: AssistanceRequest) -> dict[str, Any]:
-    codes = dict(session.execute(select(CapabilityType.id, CapabilityType.code)).tuples().all())
-    return {
-        "kind": req.kind,
-        "status": req.status,
-        "version": req.version,
-        "exercise": req.exercise,
-        "title": req.title,
-        "crisis_category": req.crisis_category,
-        "location_name": req.location_name,
-        "latitude": req.latitude,
-        "longitude": req.longitude,
-        "nature": list(req.nature),
-        "operational_necessity": req.operational_necessity,
-        "legal_basis": req.legal_basis,
-        "bilateral_agreement_id": req.bilateral_agreement_id,
-        "classification": req.classification,
-        "distribution_marking": req.distribution_marking,
-        "handling_code": req.handling_code,
-        "handling_note": req.handling_note,
-        "lapse_at": req.lapse_at.isoformat() if req.lapse_at else None,
-        "lines": [
-            {
-                "line_no": line.line_no,
-                "capability": codes.get(line.capability_type_id),
-                "min_level": line.min_level,
-                "quantity": line.quantity,
-                "needed_by": line.needed_by.isoformat() if line.needed_by else None,
-                "note": line.note,
-            }
-            for line in lines_of(session, req)
-        ],
-    }
+    """What the request says now (kept per version and in the audit log)."""
+    head = {"kind": req.kind, "status": req.status, "version": req.version}
+    body = body_of(session, req).model_dump(mode="json")
+    for line, number in zip(
+        body["lines"], (x.line_no for x in lines_of(session, req)), strict=True
+    ):
+        line["line_no"] = number
+    return head | body
 
 
 def _save_lines(
@@ -357,7 +333,7 @@ def _move(
     now = utcnow()
     if target in (R.SUBMITTED, R.ALERTED) and req.submitted_at is None:
         req.submitted_at = now
-    if target in (R.CLOSED, R.CANCELLED, R.LAPSED, R.WITHDRAWN, R.FOLLOWED_UP):
+    if target in ENDED:
         req.closed_at = now
     session.flush()
     timeline.record(
@@ -591,7 +567,7 @@ def amend(
     reopened = []
     for a in session.scalars(select(RequestAddressee).where(RequestAddressee.request_id == req.id)):
         a.status = AddresseeStatus.AWAITING_ACK
-        a.ack_due_at = now + _minutes(req.ack_minutes)
+        a.ack_due_at = now + timedelta(minutes=req.ack_minutes)
         a.next_check_at = a.ack_due_at
         a.escalations = 0
         a.acknowledged_at = None
@@ -620,13 +596,7 @@ def amend(
     return req
 
 
-def _minutes(n: int) -> Any:
-    from datetime import timedelta
-
-    return timedelta(minutes=n)
-
-
-def _end_offers(session: Session, p: Principal, req: AssistanceRequest, reason: str) -> None:
+def _end_offers(session: Session, req: AssistanceRequest, reason: str) -> None:
     now = utcnow()
     for offer in session.scalars(
         select(Offer).where(Offer.request_id == req.id, Offer.status.not_in(OFFER_ENDED))
@@ -653,24 +623,16 @@ def cancel(session: Session, p: Principal, request_id: int, reason: str) -> Assi
     require_requester(p, inv, Permission.REQUESTS_CREATE)
     if not reason:
         raise Invalid("Say why the request is cancelled.", errors=_errors(("reason", "required")))
-    if req.kind == RequestKind.PRE_ALERT:
-        if req.status == R.DRAFT:
-            target = R.CANCELLED
-            req.status = R.CANCELLED
-            req.closed_at = utcnow()
-            timeline.record(session, p, req, "request.cancelled", f"Cancelled: {reason}")
-            return req
-        target = R.WITHDRAWN
-    else:
-        target = R.CANCELLED
+    # An issued pre-alert is withdrawn; everything else is cancelled.
+    target = R.WITHDRAWN if req.status == R.ALERTED else R.CANCELLED
     moving = session.scalar(
         select(func.count())
         .select_from(Offer)
-        .where(Offer.request_id == req.id, Offer.status.in_(DEPLOYED - {OS.AGREED}))
+        .where(Offer.request_id == req.id, Offer.status.in_(ENGAGED))
     )
     if moving:
         raise Conflict("Teams are already moving: stand them down first, then close the request.")
-    _end_offers(session, p, req, f"request cancelled: {reason}")
+    _end_offers(session, req, f"request cancelled: {reason}")
     _move(
         session,
         p,
@@ -687,7 +649,7 @@ def cancel(session: Session, p: Principal, request_id: int, reason: str) -> Assi
 
 def lapse(session: Session, p: Principal, req: AssistanceRequest) -> None:
     """Called by the job when ``lapse_at`` passed on a request that is not covered."""
-    _end_offers(session, p, req, "request lapsed")
+    _end_offers(session, req, "request lapsed")
     _move(
         session,
         p,
@@ -729,7 +691,7 @@ def stand_down(session: Session, p: Principal, request_id: int, reason: str) -> 
             object_type="offer",
             object_id=offer.id,
         )
-    _end_offers(session, p, req, "operation stood down")
+    _end_offers(session, req, "operation stood down")
     _move(
         session,
         p,
@@ -761,7 +723,7 @@ def close(session: Session, p: Principal, request_id: int, debrief: str) -> Assi
         raise Conflict(
             f"{away} team(s) are not home yet; close the request when every team is home."
         )
-    _end_offers(session, p, req, "request closed")
+    _end_offers(session, req, "request closed")
     req.debrief = debrief
     if req.status != R.DEMOBILISING:
         req.status = R.DEMOBILISING  # nothing was deployed: closing ends it all the same
@@ -873,17 +835,6 @@ def involvement_out(inv: Involvement) -> schemas.Involvement:
         supervisor=inv.supervisor,
         granted=inv.granted,
     )
-
-
-def get_request_row(session: Session, request_id: int) -> AssistanceRequest:
-    req = session.get(AssistanceRequest, request_id)
-    if req is None:
-        raise NotFound(f"No request {request_id}.")
-    return req
-
-
-def now() -> datetime:
-    return utcnow()
 
 
 def add_note(session: Session, p: Principal, request_id: int, body: schemas.NoteBody) -> int:

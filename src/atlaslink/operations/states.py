@@ -53,9 +53,8 @@ REQUEST_TRANSITIONS: Mapping[RequestStatus, frozenset[RequestStatus]] = {
 LIVE = frozenset({R.OPEN, R.PARTIALLY_COVERED, R.COVERED, R.ACTIVE, R.DEMOBILISING, R.ALERTED})
 # Statuses in which offers may still be made or amended.
 ACCEPTS_OFFERS = frozenset({R.OPEN, R.PARTIALLY_COVERED, R.COVERED, R.ACTIVE})
+# Requests that are over (nothing more happens to them).
 ENDED = frozenset({R.CLOSED, R.CANCELLED, R.LAPSED, R.FOLLOWED_UP, R.WITHDRAWN})
-# Statuses derived from coverage while offers come in (never set by hand).
-COVERAGE_STATUSES = frozenset({R.OPEN, R.PARTIALLY_COVERED, R.COVERED})
 
 
 class AddresseeStatus(StrEnum):
@@ -84,7 +83,6 @@ ADDRESSEE_TRANSITIONS: Mapping[AddresseeStatus, frozenset[AddresseeStatus]] = {
     # Silence is recorded; a late answer is still welcome.
     A.NO_RESPONSE: frozenset({A.ACKNOWLEDGED, A.ACCEPTED, A.REFUSED, A.COUNTER_PROPOSED}),
 }
-ANSWERED = frozenset({A.ACCEPTED, A.REFUSED, A.COUNTER_PROPOSED, A.UNABLE_TO_FILL})
 
 
 class OfferStatus(StrEnum):
@@ -106,16 +104,6 @@ class OfferStatus(StrEnum):
 
 
 OS = OfferStatus
-# The deployment steps a team reports, in order.
-DEPLOYMENT_STEPS = (
-    OS.MOBILISING,
-    OS.EN_ROUTE,
-    OS.ON_SITE,
-    OS.ON_TASK,
-    OS.STOOD_DOWN,
-    OS.RETURNING,
-    OS.HOME,
-)
 OFFER_TRANSITIONS: Mapping[OfferStatus, frozenset[OfferStatus]] = {
     OS.OFFERED: frozenset({OS.ACCEPTED, OS.DECLINED, OS.WITHDRAWN, OS.EXPIRED}),
     OS.ACCEPTED: frozenset({OS.AGREED, OS.WITHDRAWN, OS.DECLINED, OS.EXPIRED}),
@@ -155,6 +143,7 @@ FINISHED = frozenset({OS.STOOD_DOWN, OS.RETURNING, OS.HOME, OS.SETTLED})
 AT_INCIDENT = frozenset({OS.ON_SITE, OS.ON_TASK})
 # Teams away from home (they count as a unit's current commitments in matching).
 DEPLOYED = frozenset({OS.AGREED, OS.MOBILISING, OS.EN_ROUTE, OS.ON_SITE, OS.ON_TASK, OS.RETURNING})
+# Offers that are over.
 OFFER_ENDED = frozenset({OS.SETTLED, OS.WITHDRAWN, OS.DECLINED, OS.EXPIRED, OS.HOME})
 
 

@@ -32,7 +32,7 @@ from atlaslink.models import (
     utcnow,
 )
 from atlaslink.operations import service, timeline
-from atlaslink.operations.states import AddresseeStatus, RequestStatus
+from atlaslink.operations.states import ENDED, AddresseeStatus, RequestStatus
 
 log = logging.getLogger(__name__)
 A = AddresseeStatus
@@ -64,18 +64,7 @@ def escalate_due(session: Session, now: datetime) -> int:
     ).all()
     for a in rows:
         req = session.get(AssistanceRequest, a.request_id)
-        if (
-            req is None
-            or a.status != A.AWAITING_ACK
-            or req.status
-            in (
-                R.CLOSED,
-                R.CANCELLED,
-                R.LAPSED,
-                R.WITHDRAWN,
-                R.FOLLOWED_UP,
-            )
-        ):
+        if req is None or a.status != A.AWAITING_ACK or req.status in ENDED:
             a.next_check_at = None
             continue
         unit = session.get(Unit, a.unit_id)

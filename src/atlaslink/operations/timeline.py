@@ -186,22 +186,15 @@ def unit_responders(session: Session, unit_ids: Iterable[int]) -> list[User]:
 
 
 def requesting_side(session: Session, req: AssistanceRequest) -> list[User]:
-    """The people of the requesting country who follow its requests."""
-    from atlaslink.models import Unit
-
-    unit_ids = select(Unit.id).where(Unit.country_iso2 == req.requesting_country)
+    """The people of the requesting country who follow its requests (unit users carry their
+    unit's country, see ``auth.service.create_user``)."""
     return list(
         session.scalars(
             select(User)
             .where(
                 User.disabled.is_(False),
-                (
-                    (User.unit_id.in_(unit_ids) & User.role.in_(_RESPONDER_ROLES))
-                    | (
-                        (User.country_iso2 == req.requesting_country)
-                        & (User.role == Role.NATIONAL_CONTACT.value)
-                    )
-                ),
+                User.country_iso2 == req.requesting_country,
+                User.role.in_((*_RESPONDER_ROLES, Role.NATIONAL_CONTACT.value)),
             )
             .order_by(User.id)
         )

@@ -25,7 +25,8 @@ from atlaslink.models import (
 )
 from atlaslink.operations import schemas, service, vocab
 from atlaslink.operations.policy import Involvement, get_visible, readable, sees_offer_details
-from atlaslink.operations.states import AT_INCIDENT, RequestStatus
+from atlaslink.operations.states import AT_INCIDENT, ENDED, RequestStatus
+from atlaslink.registry.service import page_dict
 from atlaslink.registry.taxonomy_seed import display_country
 
 
@@ -248,20 +249,7 @@ def list_requests(
     cond = readable(p)
     stmt = select(AssistanceRequest).where(cond)
     if status == "live":
-        stmt = stmt.where(
-            AssistanceRequest.status.not_in(
-                [
-                    s.value
-                    for s in (
-                        RequestStatus.CLOSED,
-                        RequestStatus.CANCELLED,
-                        RequestStatus.LAPSED,
-                        RequestStatus.WITHDRAWN,
-                        RequestStatus.FOLLOWED_UP,
-                    )
-                ]
-            )
-        )
+        stmt = stmt.where(AssistanceRequest.status.not_in(sorted(ENDED)))
     elif status:
         stmt = stmt.where(AssistanceRequest.status == status)
     if exercise is not None:
@@ -296,7 +284,7 @@ def list_requests(
         )
         for r in rows
     ]
-    return schemas.page_of(items, total, page, per_page)
+    return page_dict(items, total, page, per_page)
 
 
 def visible_events(

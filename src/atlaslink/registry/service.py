@@ -53,7 +53,8 @@ def page_bounds(page: int, per_page: int) -> tuple[int, int]:
     return (page - 1) * per_page, per_page
 
 
-def _page(items: list[Any], total: int, page: int, per_page: int) -> dict[str, Any]:
+def page_dict(items: list[Any], total: int, page: int, per_page: int) -> dict[str, Any]:
+    """The body of every paginated list of the API (``schemas.Page``)."""
     return {
         "items": items,
         "total": total,
@@ -87,7 +88,7 @@ def list_units(
         )
         for u, n in rows
     ]
-    return schemas.Page[schemas.UnitSummary](**_page(items, total, page, per_page))
+    return schemas.Page[schemas.UnitSummary](**page_dict(items, total, page, per_page))
 
 
 def get_unit(session: Session, viewer: Principal, unit_id: int) -> schemas.UnitDetail:
@@ -223,7 +224,7 @@ def taxonomy(session: Session, include_retired: bool = False) -> schemas.Taxonom
 def paginate(items: list[Any], page: int, per_page: int) -> dict[str, Any]:
     """Pagination of a short list that is assembled in memory (networks, countries)."""
     offset, limit = page_bounds(page, per_page)
-    return _page(items[offset : offset + limit], len(items), page, per_page)
+    return page_dict(items[offset : offset + limit], len(items), page, per_page)
 
 
 # --- networks and member countries ------------------------------------------------------------
