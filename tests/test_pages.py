@@ -21,8 +21,20 @@ PAGES = {
         "/taxonomy",
         "/registry/transfer",
         "/account/tokens",
+        "/requests",
+        "/requests?status=all&exercise=yes&q=train",
+        "/requests/new",
+        "/requests/new?kind=pre_alert",
+        "/dashboard",
+        "/dashboard?exercise=no",
+        "/notifications",
+        "/notifications?unread=true",
+        "/account/preferences",
     ],
+    "ncp.de": ["/requests", "/requests/new", "/dashboard"],
     "support": [
+        "/requests",
+        "/dashboard",
         "/",
         "/units",
         "/audit",
@@ -31,7 +43,7 @@ PAGES = {
         "/registry/transfer",
     ],
     "admin": ["/", "/admin/users", "/audit", "/account/tokens"],
-    "observer": ["/units", "/matrix", "/map"],
+    "observer": ["/units", "/matrix", "/map", "/requests", "/dashboard", "/notifications"],
 }
 
 

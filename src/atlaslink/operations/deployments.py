@@ -13,16 +13,9 @@ from atlaslink.errors import Conflict, Forbidden, Invalid, NotFound
 from atlaslink.models import Arrangement, ManifestItem, MovementRecord, Offer, Unit, utcnow
 from atlaslink.operations import schemas, service, timeline
 from atlaslink.operations.answers import _offer_for_update, _set_offer
-from atlaslink.operations.states import OfferStatus
+from atlaslink.operations.states import ASSISTING_STEPS, MANIFEST_OPEN, REQUESTER_STEPS, OfferStatus
 
 OS = OfferStatus
-
-# Steps the assisting unit reports; the requesting side may record arrival and tasking too.
-_ASSISTING_STEPS = frozenset(
-    {OS.MOBILISING, OS.EN_ROUTE, OS.ON_SITE, OS.ON_TASK, OS.RETURNING, OS.HOME, OS.SETTLED}
-)
-_REQUESTER_STEPS = frozenset({OS.ON_SITE, OS.ON_TASK, OS.STOOD_DOWN, OS.SETTLED})
-_MANIFEST_OPEN = frozenset({OS.ACCEPTED, OS.AGREED, OS.MOBILISING})
 
 
 def _arrangement(session: Session, offer: Offer) -> Arrangement:
@@ -142,7 +135,7 @@ def add_manifest_item(
     if not own:
         raise Forbidden("The assisting unit declares what it brings.")
     p.require(Permission.DEPLOYMENTS_REPORT)
-    if offer.status not in _MANIFEST_OPEN:
+    if offer.status not in MANIFEST_OPEN:
         raise Conflict(f"The manifest is closed once the team is {offer.status}.")
     item = ManifestItem(offer_id=offer.id, **body.model_dump())
     session.add(item)
@@ -261,8 +254,8 @@ def set_status(
 ) -> Offer:
     req, offer, requester, own = _offer_for_update(session, p, request_id, offer_id)
     target = OS(body.status)
-    allowed = (_ASSISTING_STEPS if own else frozenset()) | (
-        _REQUESTER_STEPS if requester else frozenset()
+    allowed = (ASSISTING_STEPS if own else frozenset()) | (
+        REQUESTER_STEPS if requester else frozenset()
     )
     if target not in allowed:
         raise Forbidden(f"Your side does not report {target}.")

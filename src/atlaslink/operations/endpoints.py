@@ -9,16 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from atlaslink.auth.permissions import Permission
 from atlaslink.auth.principal import Principal
-from atlaslink.errors import Conflict, Invalid, NotFound
-from atlaslink.models import IdempotencyKey, Notification, RequestLine, utcnow
+from atlaslink.errors import Conflict, Invalid
+from atlaslink.models import IdempotencyKey
 from atlaslink.operations import (
     answers,
     deployments,
+    inbox,
     matching,
     policy,
     schemas,
@@ -26,7 +27,6 @@ from atlaslink.operations import (
     views,
 )
 from atlaslink.registry.schemas import Page
-from atlaslink.registry.service import page_dict
 from atlaslink.web.deps import DB, ApiPrincipal
 
 router = APIRouter(prefix="/requests", tags=["requests"])
@@ -218,18 +218,7 @@ def candidates(
     p: ApiPrincipal,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> matching.Ranking:
-    req, inv = policy.get_visible(db, p, request_id)
-    policy.require_requester(p, inv, Permission.REQUESTS_CREATE)
-    line = db.scalar(
-        select(RequestLine).where(
-            RequestLine.request_id == req.id,
-            RequestLine.line_no == line_no,
-            RequestLine.removed_in_version.is_(None),
-        )
-    )
-    if line is None:
-        raise NotFound(f"No open line {line_no} on this request.")
-    return matching.rank_line(db, p, req, line, now=utcnow(), limit=limit)
+    return views.candidates(db, p, request_id, line_no, limit=limit)
 
 
 @router.post("/{request_id}/offers/{offer_id}/accept", response_model=schemas.RequestOut)
@@ -378,21 +367,33 @@ def metrics(request_id: int, db: DB, p: ApiPrincipal) -> schemas.Metrics:
 def list_notifications(
     db: DB, p: ApiPrincipal, page: PageNo = 1, per_page: PerPage = 50, unread: bool = False
 ) -> dict[str, Any]:
-    stmt = select(Notification).where(Notification.user_id == p.user_id)
-    if unread:
-        stmt = stmt.where(Notification.read_at.is_(None))
-    total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = db.scalars(
-        stmt.order_by(Notification.id.desc()).offset((page - 1) * per_page).limit(per_page)
-    ).all()
-    items = [schemas.NotificationOut.model_validate(n, from_attributes=True) for n in rows]
-    return page_dict(items, total, page, per_page)
+    return inbox.list_notifications(db, p, page=page, per_page=per_page, unread=unread)
 
 
 @notifications_router.post("/notifications/{notification_id}/read", status_code=204)
 def mark_read(notification_id: int, db: DB, p: ApiPrincipal) -> None:
-    n = db.get(Notification, notification_id)
-    if n is None or n.user_id != p.user_id:
-        raise NotFound(f"No notification {notification_id}.")
-    if n.read_at is None:
-        n.read_at = utcnow()
+    inbox.mark_read(db, p, notification_id)
+
+
+@notifications_router.post("/notifications/read-all", response_model=dict[str, int])
+def mark_all_read(db: DB, p: ApiPrincipal) -> dict[str, int]:
+    return {"marked": inbox.mark_all_read(db, p)}
+
+
+@notifications_router.get("/account/preferences", response_model=schemas.Preferences)
+def get_preferences(db: DB, p: ApiPrincipal) -> schemas.Preferences:
+    return inbox.get_preferences(db, p)
+
+
+@notifications_router.put("/account/preferences", response_model=schemas.Preferences)
+def put_preferences(body: schemas.Preferences, db: DB, p: ApiPrincipal) -> schemas.Preferences:
+    return inbox.set_preferences(db, p, body)
+
+
+@notifications_router.get("/dashboard", response_model=schemas.Dashboard, tags=["requests"])
+def dashboard(
+    db: DB, p: ApiPrincipal, exercise: Annotated[bool | None, Query()] = None
+) -> schemas.Dashboard:
+    """Response metrics across requests: every submitted request of the network for the
+    support office (figures only), the requests one may see for everyone else."""
+    return views.dashboard(db, p, exercise=exercise)

@@ -199,10 +199,15 @@ class GrantBody(_In):
 
 
 class UnitRef(BaseModel):
+    """A unit as named in requests: its directory fields (visible network-wide)."""
+
     id: int
     code: str
     name: str
     country: str
+    base_location: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
 
 
 class Coverage(BaseModel):
@@ -307,6 +312,8 @@ class OfferOut(BaseModel):
     arrangement: ArrangementOut | None = None
     manifest: list[ManifestItemOut] | None = None
     movements: list[MovementOut] | None = None
+    # What the viewer may do to this offer now (a hint; every action is checked again).
+    actions: list[str] = []
 
 
 class EventOut(BaseModel):
@@ -367,6 +374,8 @@ class RequestOut(BaseModel):
     addressees: list[AddresseeOut]
     offers: list[OfferOut]
     involvement: Involvement
+    # What the viewer may do to the request now, e.g. "submit", "address", "answer".
+    actions: list[str] = []
 
 
 class RequestSummary(BaseModel):
@@ -403,3 +412,46 @@ class Metrics(BaseModel):
     first_offer: float | None
     full_coverage: float | None
     first_team_on_site: float | None
+
+
+class Preferences(_In):
+    """Quiet hours (UTC, "HH:MM"; both or neither) hold back routine e-mail, never an urgent
+    one; ``email_enabled`` false keeps routine notifications in the app only."""
+
+    quiet_start: Annotated[str, StringConstraints(max_length=5)] | None = None
+    quiet_end: Annotated[str, StringConstraints(max_length=5)] | None = None
+    email_enabled: bool = True
+
+
+class DashboardRow(BaseModel):
+    id: int
+    reference: str
+    title: str
+    exercise: bool
+    status: str
+    crisis_category: str
+    requesting_country: str
+    submitted_at: datetime | None
+    metrics: Metrics
+
+
+class MetricSummary(BaseModel):
+    """Across requests: how many reached the milestone and the median minutes it took."""
+
+    reached: int
+    median_minutes: float | None
+    p90_minutes: float | None
+
+
+class Dashboard(BaseModel):
+    scope: Literal["network", "involved"]
+    exercise: bool | None
+    requests: int
+    by_status: dict[str, int]
+    by_category: dict[str, int]
+    first_acknowledgement: MetricSummary
+    first_offer: MetricSummary
+    full_coverage: MetricSummary
+    first_team_on_site: MetricSummary
+    # The requests the viewer may see, newest first (the network scope counts all of them).
+    recent: list[DashboardRow]

@@ -143,6 +143,13 @@ FINISHED = frozenset({OS.STOOD_DOWN, OS.RETURNING, OS.HOME, OS.SETTLED})
 AT_INCIDENT = frozenset({OS.ON_SITE, OS.ON_TASK})
 # Teams away from home (they count as a unit's current commitments in matching).
 DEPLOYED = frozenset({OS.AGREED, OS.MOBILISING, OS.EN_ROUTE, OS.ON_SITE, OS.ON_TASK, OS.RETURNING})
+# Steps the assisting unit reports; the requesting side may record arrival and tasking too.
+ASSISTING_STEPS = frozenset(
+    {OS.MOBILISING, OS.EN_ROUTE, OS.ON_SITE, OS.ON_TASK, OS.RETURNING, OS.HOME, OS.SETTLED}
+)
+REQUESTER_STEPS = frozenset({OS.ON_SITE, OS.ON_TASK, OS.STOOD_DOWN, OS.SETTLED})
+# The assisting unit may still declare what it brings.
+MANIFEST_OPEN = frozenset({OS.ACCEPTED, OS.AGREED, OS.MOBILISING})
 # Offers that are over.
 OFFER_ENDED = frozenset({OS.SETTLED, OS.WITHDRAWN, OS.DECLINED, OS.EXPIRED, OS.HOME})
 

@@ -4,12 +4,15 @@ timeline for output (API, pages, notifications), applying ``operations.policy``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from statistics import median
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from atlaslink.auth.permissions import Permission
 from atlaslink.auth.principal import Principal
+from atlaslink.errors import NotFound
 from atlaslink.models import (
     Arrangement,
     AssistanceRequest,
@@ -21,22 +24,45 @@ from atlaslink.models import (
     OfferLine,
     OperationEvent,
     RequestAddressee,
+    RequestLine,
     Unit,
+    utcnow,
 )
-from atlaslink.operations import schemas, service, vocab
-from atlaslink.operations.policy import Involvement, get_visible, readable, sees_offer_details
-from atlaslink.operations.states import AT_INCIDENT, ENDED, RequestStatus
+from atlaslink.operations import matching, schemas, service, vocab
+from atlaslink.operations.answers import ADDRESSABLE
+from atlaslink.operations.policy import (
+    Involvement,
+    get_visible,
+    readable,
+    require_requester,
+    sees_offer_details,
+)
+from atlaslink.operations.states import (
+    ACCEPTS_OFFERS,
+    ASSISTING_STEPS,
+    ENDED,
+    MANIFEST_OPEN,
+    OFFER_ENDED,
+    OFFER_TRANSITIONS,
+    REQUEST_TRANSITIONS,
+    REQUESTER_STEPS,
+    AddresseeStatus,
+    OfferStatus,
+    RequestKind,
+    RequestStatus,
+)
 from atlaslink.registry.service import page_dict
 from atlaslink.registry.taxonomy_seed import display_country
+from atlaslink.sharing import redact
+
+R = RequestStatus
 
 
 def _units(session: Session, ids: set[int]) -> dict[int, schemas.UnitRef]:
     if not ids:
         return {}
     return {
-        u.id: schemas.UnitRef(
-            id=u.id, code=u.code, name=u.name, country=display_country(u.country_iso2)
-        )
+        u.id: schemas.UnitRef(**redact.unit_ref(u))
         for u in session.scalars(select(Unit).where(Unit.id.in_(sorted(ids))))
     }
 
@@ -189,11 +215,91 @@ def request_out(
             for a in addressees
         ],
         offers=[
-            _offer_out(o, units, offer_lines, arrangements, manifest, movements, o.id in detailed)
+            _offer_out(
+                o, units, offer_lines, arrangements, manifest, movements, o.id in detailed
+            ).model_copy(update={"actions": offer_actions(o, inv, p, arrangements.get(o.id))})
             for o in offers
         ],
         involvement=service.involvement_out(inv),
+        actions=request_actions(
+            req, inv, p, next((a for a in addressees if a.id == inv.addressee_id), None)
+        ),
     )
+
+
+def request_actions(
+    req: AssistanceRequest, inv: Involvement, p: Principal, own: RequestAddressee | None
+) -> list[str]:
+    """What the viewer may do to the request now: a hint for pages and API clients (the
+    services check every rule again when the action is taken)."""
+    st = RequestStatus(req.status)
+    acts: list[str] = []
+    if inv.requester and p.can(Permission.REQUESTS_CREATE):
+        if st in (R.DRAFT, R.NATIONAL_APPROVAL):
+            acts.append("edit")
+        elif st in ACCEPTS_OFFERS or st in (R.SUBMITTED, R.ALERTED):
+            acts.append("amend")
+        if st == R.DRAFT:
+            acts.append("submit")
+        if st in ADDRESSABLE:
+            acts.append("address")
+        if st == R.ALERTED:
+            acts.append("follow_up")
+        if R.CANCELLED in REQUEST_TRANSITIONS.get(st, ()) or st == R.ALERTED:
+            acts.append("cancel")
+        if st == R.ACTIVE:
+            acts.append("stand_down")
+        if st in (R.DEMOBILISING, R.OPEN, R.PARTIALLY_COVERED, R.COVERED):
+            acts.append("close")
+    if inv.approver and st == R.NATIONAL_APPROVAL:
+        acts += ["approve", "return"]
+    if own is not None and p.can(Permission.REQUESTS_RESPOND) and st not in ENDED:
+        if own.status in (AddresseeStatus.AWAITING_ACK, AddresseeStatus.NO_RESPONSE):
+            acts.append("acknowledge")
+        if req.kind == RequestKind.REQUEST and st in ACCEPTS_OFFERS:
+            acts.append("answer")
+    if st not in ENDED and (inv.requester or inv.addressee_id is not None or inv.supervisor):
+        acts.append("note")
+    if st not in ENDED and (inv.requester or inv.supervisor):
+        acts.append("grant")
+    return acts
+
+
+def offer_actions(
+    o: Offer, inv: Involvement, p: Principal, arrangement: Arrangement | None
+) -> list[str]:
+    """What the viewer may do to one offer now (steps as ``status:<STEP>``)."""
+    st = OfferStatus(o.status)
+    nexts = OFFER_TRANSITIONS.get(st, frozenset())
+    requester = inv.requester and p.can(Permission.REQUESTS_CREATE)
+    own = p.unit_id is not None and p.unit_id == o.unit_id
+    reports = own and p.can(Permission.DEPLOYMENTS_REPORT)
+    acts: list[str] = []
+    if requester:
+        if st == OfferStatus.OFFERED:
+            acts.append("accept")
+        if OfferStatus.DECLINED in nexts:
+            acts.append("decline")
+        acts.append("decide_manifest")
+        acts += [f"status:{s}" for s in sorted(nexts & REQUESTER_STEPS)]
+    if own and p.can(Permission.REQUESTS_RESPOND) and OfferStatus.WITHDRAWN in nexts:
+        acts.append("withdraw")
+    if reports:
+        if st in MANIFEST_OPEN:
+            acts.append("manifest")
+        if OfferStatus.RECALLED in nexts:
+            acts.append("recall")
+        acts += [f"status:{s}" for s in sorted(nexts & ASSISTING_STEPS)]
+    if (requester or reports) and st not in OFFER_ENDED and st != OfferStatus.OFFERED:
+        acts.append("movement")
+    if st == OfferStatus.ACCEPTED and arrangement is not None and (requester or own):
+        acts.append("arrangement")
+        mine_done = (requester and arrangement.requester_confirmed_at is not None) or (
+            own and arrangement.assisting_confirmed_at is not None
+        )
+        if not mine_done:
+            acts.append("confirm")
+    return acts
 
 
 def _offer_out(
@@ -229,6 +335,24 @@ def _offer_out(
         out.manifest = manifest.get(o.id, [])
         out.movements = movements.get(o.id, [])
     return out
+
+
+def candidates(
+    session: Session, p: Principal, request_id: int, line_no: int, *, limit: int = 25
+) -> matching.Ranking:
+    """The ranked units for one open line: for the requesting side only."""
+    req, inv = get_visible(session, p, request_id)
+    require_requester(p, inv, Permission.REQUESTS_CREATE)
+    line = session.scalar(
+        select(RequestLine).where(
+            RequestLine.request_id == req.id,
+            RequestLine.line_no == line_no,
+            RequestLine.removed_in_version.is_(None),
+        )
+    )
+    if line is None:
+        raise NotFound(f"No open line {line_no} on this request.")
+    return matching.rank_line(session, p, req, line, now=utcnow(), limit=limit)
 
 
 def get_request(session: Session, p: Principal, request_id: int) -> schemas.RequestOut:
@@ -327,53 +451,127 @@ def event_visible(ev: OperationEvent, inv: Involvement, p: Principal) -> bool:
     return inv.requester or inv.supervisor or (p.unit_id is not None and p.unit_id == ev.unit_id)
 
 
+ACK_KINDS = (
+    "addressee.acknowledged",
+    "answer.offer",
+    "answer.counter_proposal",
+    "answer.refuse",
+    "answer.unable_to_fill",
+)
+OFFER_KINDS = ("answer.offer", "answer.counter_proposal")
+_MILESTONES = ("first_acknowledgement", "first_offer", "full_coverage", "first_team_on_site")
+
+
+def _first_events(
+    session: Session, request_ids: list[int], kinds: tuple[str, ...]
+) -> dict[int, datetime]:
+    rows = session.execute(
+        select(OperationEvent.request_id, func.min(OperationEvent.occurred_at))
+        .where(OperationEvent.request_id.in_(request_ids), OperationEvent.kind.in_(kinds))
+        .group_by(OperationEvent.request_id)
+    ).tuples()
+    return {rid: at for rid, at in rows if at is not None}
+
+
+def _milestones(session: Session, request_ids: list[int]) -> dict[str, dict[int, datetime]]:
+    """When each request first reached each milestone, from the recorded timeline."""
+    if not request_ids:
+        return {m: {} for m in _MILESTONES}
+    on_site = session.execute(
+        select(Offer.request_id, func.min(Offer.on_site_at))
+        .where(Offer.request_id.in_(request_ids), Offer.on_site_at.is_not(None))
+        .group_by(Offer.request_id)
+    ).tuples()
+    return {
+        "first_acknowledgement": _first_events(session, request_ids, ACK_KINDS),
+        "first_offer": _first_events(session, request_ids, OFFER_KINDS),
+        "full_coverage": _first_events(session, request_ids, ("request.status.covered",)),
+        "first_team_on_site": {rid: at for rid, at in on_site if at is not None},
+    }
+
+
+def _minutes(start: datetime | None, at: datetime | None) -> float | None:
+    if start is None or at is None:
+        return None
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return round((at - start).total_seconds() / 60, 1)
+
+
+def _metrics_of(req: AssistanceRequest, ms: dict[str, dict[int, datetime]]) -> schemas.Metrics:
+    return schemas.Metrics(
+        **{m: _minutes(req.submitted_at, ms[m].get(req.id)) for m in _MILESTONES}
+    )
+
+
 def metrics(session: Session, req: AssistanceRequest) -> schemas.Metrics:
     """Response metrics in minutes from submission, from the recorded timeline."""
-    start = req.submitted_at
-    if start is None:
-        return schemas.Metrics(
-            first_acknowledgement=None,
-            first_offer=None,
-            full_coverage=None,
-            first_team_on_site=None,
-        )
+    return _metrics_of(req, _milestones(session, [req.id]))
 
-    def first(*kinds: str) -> float | None:
-        at = session.scalar(
-            select(func.min(OperationEvent.occurred_at)).where(
-                OperationEvent.request_id == req.id, OperationEvent.kind.in_(kinds)
+
+def _summary(values: list[float]) -> schemas.MetricSummary:
+    if not values:
+        return schemas.MetricSummary(reached=0, median_minutes=None, p90_minutes=None)
+    ordered = sorted(values)
+    p90 = ordered[min(len(ordered) - 1, max(0, round(0.9 * len(ordered)) - 1))]
+    return schemas.MetricSummary(
+        reached=len(values), median_minutes=round(median(ordered), 1), p90_minutes=p90
+    )
+
+
+def dashboard(
+    session: Session, p: Principal, *, exercise: bool | None = None, recent: int = 25
+) -> schemas.Dashboard:
+    """Response metrics across requests. The support office, which runs the network's
+    statistics, counts every submitted request (figures only, no request is named); everyone
+    else counts the requests they may see. The list of requests is always what the viewer may
+    see."""
+    p.require(Permission.REQUESTS_READ)
+    network = p.can(Permission.OPERATIONS_SUPERVISE)
+    req = AssistanceRequest
+    base = select(req).where(req.kind == RequestKind.REQUEST.value, req.submitted_at.is_not(None))
+    if exercise is not None:
+        base = base.where(req.exercise.is_(exercise))
+    counted = base if network else base.where(readable(p))
+    rows = list(session.scalars(counted))
+    ms = _milestones(session, [r.id for r in rows])
+    values: dict[str, list[float]] = {m: [] for m in _MILESTONES}
+    for r in rows:
+        for m in _MILESTONES:
+            v = _minutes(r.submitted_at, ms[m].get(r.id))
+            if v is not None:
+                values[m].append(v)
+    by_status: dict[str, int] = {}
+    by_category: dict[str, int] = {}
+    for r in rows:
+        by_status[r.status] = by_status.get(r.status, 0) + 1
+        label = vocab.CRISIS_CATEGORIES.get(r.crisis_category, r.crisis_category)
+        by_category[label] = by_category.get(label, 0) + 1
+    shown = list(
+        session.scalars(
+            base.where(readable(p)).order_by(req.submitted_at.desc(), req.id.desc()).limit(recent)
+        )
+    )
+    shown_ms = _milestones(session, [r.id for r in shown])
+    return schemas.Dashboard(
+        scope="network" if network else "involved",
+        exercise=exercise,
+        requests=len(rows),
+        by_status=dict(sorted(by_status.items())),
+        by_category=dict(sorted(by_category.items(), key=lambda kv: -kv[1])),
+        recent=[
+            schemas.DashboardRow(
+                id=r.id,
+                reference=r.reference,
+                title=r.title,
+                exercise=r.exercise,
+                status=r.status,
+                crisis_category=vocab.CRISIS_CATEGORIES.get(r.crisis_category, r.crisis_category),
+                requesting_country=display_country(r.requesting_country),
+                submitted_at=r.submitted_at,
+                metrics=_metrics_of(r, shown_ms),
             )
-        )
-        return minutes(at)
-
-    covered = session.scalar(
-        select(func.min(OperationEvent.occurred_at)).where(
-            OperationEvent.request_id == req.id,
-            OperationEvent.kind == "request.status.covered",
-        )
-    )
-    on_site = session.scalar(
-        select(func.min(Offer.on_site_at)).where(
-            Offer.request_id == req.id,
-            Offer.status.in_(AT_INCIDENT | {"STOOD_DOWN", "RETURNING", "HOME", "SETTLED"}),
-        )
-    )
-
-    def minutes(at: datetime | None) -> float | None:
-        if at is None:
-            return None
-        at = at if at.tzinfo else at.replace(tzinfo=UTC)
-        return round((at - start).total_seconds() / 60, 1)
-
-    return schemas.Metrics(
-        first_acknowledgement=first(
-            "addressee.acknowledged",
-            "answer.offer",
-            "answer.counter_proposal",
-            "answer.refuse",
-            "answer.unable_to_fill",
-        ),
-        first_offer=first("answer.offer", "answer.counter_proposal"),
-        full_coverage=minutes(covered),
-        first_team_on_site=minutes(on_site),
+            for r in shown
+        ],
+        **{m: _summary(values[m]) for m in _MILESTONES},
     )

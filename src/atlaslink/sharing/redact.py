@@ -209,3 +209,17 @@ def candidate_view(
             shown.append(G.TRANSPORT)
     note_read("unit", unit.id, unit.id, [g.value for g in beyond_network(agreement, shown)])
     return out
+
+
+def unit_ref(unit: Unit) -> dict[str, Any]:
+    """The directory fields by which other domains (requests, offers, maps) name a unit.
+    They are visible network-wide (see :func:`_directory`), so no read is noted."""
+    return {
+        "id": unit.id,
+        "code": unit.code,
+        "name": unit.name,
+        "country": display_country(unit.country_iso2),
+        "base_location": unit.base_location,
+        "latitude": unit.latitude,
+        "longitude": unit.longitude,
+    }

@@ -13,6 +13,7 @@ from atlaslink.auth import service as auth
 from atlaslink.auth.principal import Principal
 from atlaslink.errors import Unauthenticated
 from atlaslink.models import User, WebSession
+from atlaslink.operations import inbox
 
 SESSION_COOKIE = "atlaslink_session"
 
@@ -61,6 +62,8 @@ class PageAuth:
     csrf: str
     display_name: str
     username: str
+    # Unread notifications, for the badge in the page header.
+    unread: int = 0
 
 
 class LoginRequired(Exception):
@@ -83,7 +86,13 @@ def page_auth(request: Request, db: DB) -> PageAuth:
     if ledger is not None:
         ledger.actor = principal
     request.state.page_auth = PageAuth(
-        principal, user, ws, ws.csrf_token, user.display_name, user.username
+        principal,
+        user,
+        ws,
+        ws.csrf_token,
+        user.display_name,
+        user.username,
+        inbox.unread_count(db, principal),
     )
     return request.state.page_auth  # type: ignore[no-any-return]
 

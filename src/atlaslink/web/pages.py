@@ -6,9 +6,15 @@ from fastapi import APIRouter
 
 from atlaslink.web.admin_pages import router as admin_router
 from atlaslink.web.auth_pages import router as auth_router
+from atlaslink.web.inbox_pages import router as inbox_router
+from atlaslink.web.operations_actions import router as operations_actions_router
+from atlaslink.web.operations_pages import router as operations_router
 from atlaslink.web.registry_pages import router as registry_router
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth_router)
 router.include_router(registry_router)
 router.include_router(admin_router)
+router.include_router(operations_router)
+router.include_router(operations_actions_router)
+router.include_router(inbox_router)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode
@@ -39,12 +41,31 @@ def page_url(request: Request, **changes: Any) -> str:
 
 
 env.globals["page_url"] = page_url
+# A one-time key per rendered form: the server does a form's action once (web/operations_actions).
+env.globals["new_key"] = lambda: uuid.uuid4().hex
+
+
+def dtlocal(value: Any) -> str:
+    """A time as a ``datetime-local`` field shows it (UTC, to the minute)."""
+    if not value:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+    return str(value)[:16]
+
+
+env.filters["dtlocal"] = dtlocal
+env.globals["now_utc"] = lambda: datetime.now(UTC)
+env.tests["startingwith"] = lambda value, prefix: str(value).startswith(prefix)
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     auth = getattr(request.state, "page_auth", None)
     context.setdefault(
-        "me", {"display_name": auth.display_name, "username": auth.username} if auth else None
+        "me",
+        {"display_name": auth.display_name, "username": auth.username, "unread": auth.unread}
+        if auth
+        else None,
     )
     context.setdefault("principal", auth.principal if auth else None)
     context.setdefault("csrf", auth.csrf if auth else "")
