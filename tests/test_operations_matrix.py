@@ -9,9 +9,11 @@ the two parties may read, the offer is accepted and Adler declares a weapon on t
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -123,6 +125,13 @@ def test_request_visibility_over_every_way_out(
         r = page.get(path)
         assert r.status_code == (200 if sees else 404), path
         outputs[path] = r.text
+    r = page.get(f"/requests/{rid}/report.pdf")
+    assert r.status_code == (200 if sees else 404)
+    if sees:
+        assert r.headers["content-type"] == "application/pdf"
+        pdf = PdfReader(io.BytesIO(r.content))
+        outputs["report pdf"] = " ".join(p.extract_text() for p in pdf.pages)
+        assert ref in outputs["report pdf"] and "ACTUAL" in outputs["report pdf"]
     r = page.get("/requests?status=all")
     outputs["page list"] = r.text
     if r.status_code == 200:
@@ -146,6 +155,7 @@ def test_request_visibility_over_every_way_out(
     if terms:
         assert PACKAGE in outputs["api detail"] and PACKAGE in outputs[f"/requests/{rid}"]
         assert ITEM in outputs["api events"] and ITEM in outputs[f"/requests/{rid}/report"]
+        assert PACKAGE in outputs["report pdf"].replace("\n", "")
     elif sees:
         # The same picture: who offered, and the state of it.
         assert "AT-ADLER" in outputs[f"/requests/{rid}"]

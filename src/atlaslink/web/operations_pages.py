@@ -20,6 +20,7 @@ from atlaslink.operations import policy, schemas, service, views, vocab
 from atlaslink.operations.states import ACCEPTS_OFFERS, ENDED, RequestStatus
 from atlaslink.registry import service as registry
 from atlaslink.web import geo
+from atlaslink.web import report_pdf as report_pdf_builder
 from atlaslink.web.deps import DB, Page, PageAuth
 from atlaslink.web.operations_forms import MAX_LINES
 from atlaslink.web.templating import render
@@ -268,20 +269,37 @@ def candidates_page(
     )
 
 
-@router.get("/requests/{request_id}/report", response_class=HTMLResponse)
-def report_page(request: Request, request_id: int, page: Page, db: DB) -> Response:
+def _report(db: Session, page: PageAuth, request_id: int) -> dict[str, Any]:
     p = page.principal
     req, inv = policy.get_visible(db, p, request_id)
-    out = views.request_out(db, p, req, inv)
+    return {
+        "r": views.request_out(db, p, req, inv),
+        "events": views.visible_events(db, p, req, inv),
+        "metrics": views.metrics(db, req),
+        "final": req.status in ENDED,
+    }
+
+
+@router.get("/requests/{request_id}/report", response_class=HTMLResponse)
+def report_page(request: Request, request_id: int, page: Page, db: DB) -> Response:
     return render(
         request,
         "report.html",
-        r=out,
-        events=views.visible_events(db, p, req, inv),
-        metrics=views.metrics(db, req),
         status_labels=STATUS_LABELS,
         vocab=vocab,
-        final=req.status in ENDED,
+        **_report(db, page, request_id),
+    )
+
+
+@router.get("/requests/{request_id}/report.pdf")
+def report_pdf(request_id: int, page: Page, db: DB) -> Response:
+    data = _report(db, page, request_id)
+    body = report_pdf_builder.build(data["r"], data["events"], data["metrics"], final=data["final"])
+    name = f"after-action-{data['r'].reference}.pdf"
+    return Response(
+        body,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "no-store"},
     )
 
 
