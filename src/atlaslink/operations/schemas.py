@@ -394,6 +394,9 @@ class NotificationOut(BaseModel):
     exercise: bool
     created_at: datetime
     read_at: datetime | None
+    # none (in-app only), pending, sent, failed (parked after the last retry)
+    email_state: str
+    email_attempts: int
 
 
 class Metrics(BaseModel):
