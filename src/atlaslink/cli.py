@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -186,6 +187,15 @@ def worker(
     interval: Annotated[
         float | None, typer.Option(help="Seconds between passes (ATLASLINK_TICK_SECONDS).")
     ] = None,
+    now: Annotated[
+        datetime | None,
+        typer.Option(
+            "--now",
+            formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"],
+            help="With --once: run the pass as if it were this UTC time (drills, tests of the "
+            "deadlines); timeline entries carry that time, the audit log the real one.",
+        ),
+    ] = None,
 ) -> None:
     """Run the background job: acknowledgement deadlines, escalations, lapses, e-mail.
 
@@ -196,12 +206,15 @@ def worker(
 
     from atlaslink.operations import tasks
 
+    if now is not None and not once:
+        raise fail("--now is for a single pass: add --once")
+    at = now.replace(tzinfo=UTC) if now is not None and now.tzinfo is None else now
     with handled():
         _upgrade()
     pause = interval if interval is not None else get_settings().tick_seconds
     while True:
         with handled():
-            done = tasks.tick(unit_of_work)
+            done = tasks.tick(unit_of_work, now=at)
         out.print(
             f"escalated {done['escalated']} · lapsed {done['lapsed']} · "
             f"e-mails sent {done['emails']}"

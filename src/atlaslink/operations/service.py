@@ -389,19 +389,24 @@ def submit(session: Session, p: Principal, request_id: int) -> AssistanceRequest
 
 
 def _submit_now(session: Session, p: Principal, req: AssistanceRequest) -> None:
+    # Lock the pre-alert before the first audit entry takes the audit head: the job locks
+    # requests first and the audit head after, so the same order here cannot deadlock with it.
+    pre = (
+        session.get(AssistanceRequest, req.pre_alert_id, with_for_update=True)
+        if req.pre_alert_id is not None
+        else None
+    )
     _move(session, p, req, R.SUBMITTED, "Request submitted", kind="request.submitted", pinned=True)
     _snapshot_version(session, p, req, "submitted")
-    if req.pre_alert_id is not None:
-        pre = session.get(AssistanceRequest, req.pre_alert_id, with_for_update=True)
-        if pre is not None and pre.status == R.ALERTED:
-            _move(
-                session,
-                p,
-                pre,
-                R.FOLLOWED_UP,
-                f"Followed up by request {req.reference}",
-                kind="pre_alert.followed_up",
-            )
+    if pre is not None and pre.status == R.ALERTED:
+        _move(
+            session,
+            p,
+            pre,
+            R.FOLLOWED_UP,
+            f"Followed up by request {req.reference}",
+            kind="pre_alert.followed_up",
+        )
 
 
 def _snapshot_version(session: Session, p: Principal, req: AssistanceRequest, reason: str) -> None:

@@ -53,18 +53,22 @@ def escalate_due(session: Session, now: datetime) -> int:
     """Addressed units past their acknowledgement deadline climb the ladder: the next duty
     contact, up to ``max_escalations`` times, then the support office; then silence is
     recorded as NO_RESPONSE."""
-    rows = session.scalars(
+    # The request row is claimed with its addressee: every change of a request locks the
+    # request first (``policy.get_visible(for_update=True)``), so a job that held only the
+    # addressee would deadlock with a unit acknowledging at the deadline. SKIP LOCKED: a
+    # request someone is changing right now is looked at again at the next tick.
+    pairs = session.execute(
         _claim(
             session,
-            select(RequestAddressee)
+            select(RequestAddressee, AssistanceRequest)
+            .join(AssistanceRequest, AssistanceRequest.id == RequestAddressee.request_id)
             .where(RequestAddressee.next_check_at <= now)
-            .order_by(RequestAddressee.next_check_at)
+            .order_by(RequestAddressee.next_check_at, RequestAddressee.id)
             .limit(BATCH),
         )
     ).all()
-    for a in rows:
-        req = session.get(AssistanceRequest, a.request_id)
-        if req is None or a.status != A.AWAITING_ACK or req.status in ENDED:
+    for a, req in pairs:
+        if a.status != A.AWAITING_ACK or req.status in ENDED:
             a.next_check_at = None
             continue
         unit = session.get(Unit, a.unit_id)
@@ -147,7 +151,7 @@ def escalate_due(session: Session, now: datetime) -> int:
                 at=now,
             )
     session.flush()
-    return len(rows)
+    return len(pairs)
 
 
 def lapse_due(session: Session, now: datetime) -> int:
