@@ -28,7 +28,7 @@ from atlaslink.models import (
     Unit,
     utcnow,
 )
-from atlaslink.operations import schemas, timeline, vocab
+from atlaslink.operations import rules, schemas, timeline, vocab
 from atlaslink.operations.policy import Involvement, get_visible, require_requester
 from atlaslink.operations.states import (
     ACCEPTS_OFFERS,
@@ -111,6 +111,14 @@ def validate_body(
             if agreement is None or country not in (agreement.country_a, agreement.country_b):
                 problems.append(
                     ("bilateral_agreement_id", f"no bilateral agreement of {country} with this id")
+                )
+            elif (state := rules.agreement_status(agreement)) != "in_force":
+                problems.append(
+                    (
+                        "bilateral_agreement_id",
+                        f"{agreement.name} is not in force "
+                        + ("yet" if state == "not_yet" else "any more"),
+                    )
                 )
     elif body.bilateral_agreement_id is not None:
         problems.append(("bilateral_agreement_id", "only with the legal basis 'bilateral'"))
