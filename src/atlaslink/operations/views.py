@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from atlaslink.auth.principal import Principal
+from atlaslink.errors import NotFound
 from atlaslink.models import (
     Arrangement,
     AssistanceRequest,
@@ -377,3 +378,18 @@ def metrics(session: Session, req: AssistanceRequest) -> schemas.Metrics:
         full_coverage=minutes(covered),
         first_team_on_site=minutes(on_site),
     )
+
+
+def find_request(session: Session, p: Principal, ref_or_id: str) -> schemas.RequestOut:
+    """A request by id or reference (``AR-2026-00042``), as :func:`get_request` shows it."""
+    key = ref_or_id.strip()
+    if key.isdigit():
+        return get_request(session, p, int(key))
+    rid = session.scalar(
+        select(AssistanceRequest.id).where(
+            func.upper(AssistanceRequest.reference) == key.upper(), readable(p)
+        )
+    )
+    if rid is None:
+        raise NotFound(f"No request {key} that you may see.")
+    return get_request(session, p, rid)
