@@ -53,20 +53,21 @@ def escalate_due(session: Session, now: datetime) -> int:
     """Addressed units past their acknowledgement deadline climb the ladder: the next duty
     contact, up to ``max_escalations`` times, then the support office; then silence is
     recorded as NO_RESPONSE."""
-    # The request row is claimed with its addressee: every change of a request locks the
-    # request first (``policy.get_visible(for_update=True)``), so a job that held only the
-    # addressee would deadlock with a unit acknowledging at the deadline. SKIP LOCKED: a
-    # request someone is changing right now is looked at again at the next tick.
-    pairs = session.execute(
-        _claim(
-            session,
-            select(RequestAddressee, AssistanceRequest)
-            .join(AssistanceRequest, AssistanceRequest.id == RequestAddressee.request_id)
-            .where(RequestAddressee.next_check_at <= now)
-            .order_by(RequestAddressee.next_check_at, RequestAddressee.id)
-            .limit(BATCH),
-        )
-    ).all()
+    # The job claims the request row, as every change of a request does first
+    # (``policy.get_visible(for_update=True)``); addressees change only under that lock. A job
+    # that locked the addressee alone deadlocked with a unit acknowledging at the deadline,
+    # and one that locked both could strand an addressee locked by a pass that then skipped
+    # it. SKIP LOCKED: a request someone is changing right now is seen at the next tick.
+    stmt = (
+        select(RequestAddressee, AssistanceRequest)
+        .join(AssistanceRequest, AssistanceRequest.id == RequestAddressee.request_id)
+        .where(RequestAddressee.next_check_at <= now)
+        .order_by(RequestAddressee.next_check_at, RequestAddressee.id)
+        .limit(BATCH)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=AssistanceRequest)
+    pairs = session.execute(stmt).all()
     for a, req in pairs:
         if a.status != A.AWAITING_ACK or req.status in ENDED:
             a.next_check_at = None
