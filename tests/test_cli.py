@@ -13,12 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
 from atlaslink import config, db
+from atlaslink.auth import service as auth
 from atlaslink.cli import app
 from atlaslink.demo import seed
+from atlaslink.errors import DomainError
+from atlaslink.models import AssistanceRequest, CountrySettings, User
+from atlaslink.operations import views
 from tests.conftest import create_database, totp_secret
 
 runner = CliRunner()
@@ -191,3 +195,140 @@ def test_demo_prints_logins_and_serves(cli_db: str, tmp_path: Path) -> None:
     # Even in a narrow terminal every credential is printed whole.
     assert len(re.findall(r"TOTP secret: [A-Z2-7]{32}\s", output)) >= 9, output
     assert len(re.findall(r"password: +\S{16}\s", output)) >= 9, output
+
+
+# --- country rules, agreements, requests (and the demo exercise they show) --------------------
+
+
+@pytest.fixture
+def wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables at a width where no cell wraps (the runner is not a terminal)."""
+    from rich.console import Console
+
+    from atlaslink import cli
+
+    monkeypatch.setattr(cli, "out", Console(width=250))
+
+
+def _with_exercise() -> str:
+    _loaded()
+    with db.unit_of_work() as s:
+        assert seed.load_rules(s) == 8
+        rid = seed.load_operation(s)
+        assert rid is not None
+        ref = s.scalar(select(AssistanceRequest.reference).where(AssistanceRequest.id == rid))
+    assert ref is not None
+    return ref
+
+
+def test_demo_exercise_is_loaded_once_and_every_demo_reader_sees_it(cli_db: str) -> None:
+    ref = _with_exercise()
+    with db.unit_of_work() as s:
+        assert seed.load_rules(s) == 0 and seed.load_operation(s) is None  # idempotent
+        assert s.scalar(select(func.count()).select_from(AssistanceRequest)) == 1
+        nl = s.get(CountrySettings, "NL")
+        assert nl is not None and nl.requires_bilateral_agreement
+        seen = {}
+        for user in s.scalars(select(User)):
+            try:
+                seen[user.username] = views.find_request(s, auth.principal_of(user), ref)
+            except DomainError:
+                continue
+    assert set(seen) == {name for name, _, _ in seed.DEMO_ACCOUNTS} - {"admin"}
+    r = seen["duty.de"]
+    assert r.exercise and r.status == "PARTIALLY_COVERED"
+    assert {a.unit.code: a.status for a in r.addressees} == {
+        "AT-ADLER": "ACCEPTED",
+        "NL-REIGER": "ACKNOWLEDGED",
+        "BE-HERMELIJN": "AWAITING_ACK",
+    }
+    (offer,) = r.offers
+    assert offer.status == "ACCEPTED" and offer.arrangement is not None
+    assert offer.arrangement.liaison_officer and offer.arrangement.requester_confirmed_at is None
+    assert r.lines[0].coverage.committed == 6 and r.lines[0].coverage.coverage == "partial"
+    # Made through the services: a real timeline, national gate included, and an intact chain.
+    from atlaslink.operations.policy import get_visible
+
+    with db.unit_of_work() as s:
+        user = s.scalar(select(User).where(User.username == "duty.de"))
+        assert user is not None
+        p = auth.principal_of(user)
+        req, inv = get_visible(s, p, r.id)
+        kinds = [e.kind for e in views.visible_events(s, p, req, inv)]
+    for k in ("request.national_approval", "request.approved", "offer.accepted"):
+        assert k in kinds
+    assert run("audit", "verify").exit_code == 0  # type: ignore[attr-defined]
+
+
+def test_requests_list_and_show(cli_db: str, wide: None) -> None:
+    ref = _with_exercise()
+    r = run("requests", "list", "--as", "duty.de", "--status", "live")
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+    assert ref in r.output and "EXERCISE" in r.output and "1 in all" in r.output  # type: ignore[attr-defined]
+    r = run("requests", "list", "--as", "duty.de", "--status", "closed")
+    assert ref not in r.output and "0 in all" in r.output  # type: ignore[attr-defined]
+    assert "page 2 of 1" in run("requests", "list", "--as", "duty.de", "--page", "2").output  # type: ignore[attr-defined]
+    r = run("requests", "list", "--as", "admin")
+    assert r.exit_code == 1 and "requests:read" in r.output  # type: ignore[attr-defined]
+    # The offering unit sees its offer's terms…
+    r = run("requests", "show", ref, "--as", "duty.at")
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+    out = r.output  # type: ignore[attr-defined]
+    assert f"{ref}  EXERCISE  PARTIALLY_COVERED" in out
+    assert "8 requested: offered 6, committed 6, on site 0 — partial" in out
+    assert "NL-REIGER (NL) ring 0: ACKNOWLEDGED" in out and "BE-HERMELIJN" in out
+    assert "AT-ADLER offer: ACCEPTED; line 1: 6 (accepted 6)" in out
+    assert "rail-breaching kit" in out and "arrangements revision 2" in out
+    # …another addressed unit sees the same picture without them, by id as well.
+    rid = out.split("(id ")[1].split(")")[0]
+    other = run("requests", "show", rid, "--as", "commander.nl").output  # type: ignore[attr-defined]
+    assert "AT-ADLER offer: ACCEPTED" in other and "rail-breaching" not in other
+    assert "arrangements" not in other
+    r = run("requests", "show", "AR-1999-00001", "--as", "duty.de")
+    assert r.exit_code == 1 and "No request AR-1999-00001" in r.output  # type: ignore[attr-defined]
+    r = run("requests", "show", ref, "--as", "nobody")
+    assert r.exit_code == 1 and "no active user" in r.output  # type: ignore[attr-defined]
+
+
+def test_rules_and_agreements(cli_db: str, wide: None) -> None:
+    _with_exercise()
+    r = run("rules", "show", "NL", "--as", "observer")
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+    assert "Bilateral agreement required with the other country: yes" in r.output  # type: ignore[attr-defined]
+    assert "You may change them: no" in r.output  # type: ignore[attr-defined]
+    table = run("rules", "show", "--as", "support").output  # type: ignore[attr-defined]
+    assert "UK United Kingdom" in table and "NL Netherlands" in table and "AT Austria" not in table
+    r = run("rules", "set", "NL", "--no-bilateral-agreement", "--as", "observer")
+    assert r.exit_code == 1 and "support office" in r.output  # type: ignore[attr-defined]
+    r = run("rules", "set", "AT", "--ban-foreign-arms", "--note", "test", "--as", "support")
+    assert r.exit_code == 0 and "rules of AT saved" in r.output, r.output  # type: ignore[attr-defined]
+    assert (
+        "As host, bans foreign officers' arms: yes"
+        in run("rules", "show", "AT", "--as", "duty.de").output
+    )  # type: ignore[attr-defined]
+    assert run("rules", "set", "DE", "--no-national-approval", "--as", "ncp.de").exit_code == 0  # type: ignore[attr-defined]
+    assert run("rules", "set", "AT", "--national-approval", "--as", "ncp.de").exit_code == 1  # type: ignore[attr-defined]
+    r = run("rules", "set", "XX", "--ban-foreign-arms", "--as", "support")
+    assert r.exit_code == 1 and "No country 'XX'" in r.output  # type: ignore[attr-defined]
+    r = run("rules", "set", "NL", "--as", "support")
+    assert r.exit_code == 1 and "nothing to change" in r.output  # type: ignore[attr-defined]
+
+    listed = run("agreements", "list", "--country", "NL", "--as", "observer").output  # type: ignore[attr-defined]
+    assert "Demo agreement DE-NL on special intervention support" in listed
+    assert "expired" in listed and "4 in all" in listed
+    r = run("agreements", "add", "Test pact", "de", "at", "--from", "2024-01-01", "--as", "ncp.de")
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+    assert "AT-DE, in_force" in r.output  # type: ignore[attr-defined]
+    new_id = r.output.split("agreement ")[1].split(":")[0]  # type: ignore[attr-defined]
+    r = run("agreements", "add", "Alone", "DE", "DE", "--as", "support")
+    assert r.exit_code == 1 and "country_b: an agreement needs two countries" in r.output  # type: ignore[attr-defined]
+    r = run("agreements", "add", "x", "DE", "AT", "--as", "support")
+    assert r.exit_code == 1 and "name:" in r.output and "Traceback" not in r.output  # type: ignore[attr-defined]
+    r = run("agreements", "retire", new_id, "--on", "2023-12-31", "--as", "support")
+    assert r.exit_code == 1 and "cannot end before it starts" in r.output  # type: ignore[attr-defined]
+    r = run("agreements", "retire", new_id, "--reason", "superseded", "--as", "observer")
+    assert r.exit_code == 1  # type: ignore[attr-defined]
+    r = run("agreements", "retire", new_id, "--reason", "superseded", "--as", "support")
+    assert r.exit_code == 0 and f"agreement {new_id} (Test pact) ends on" in r.output  # type: ignore[attr-defined]
+    assert "in force" in run("agreements", "list", "--in-force", "--as", "support").output  # type: ignore[attr-defined]
+    assert run("audit", "verify").exit_code == 0  # type: ignore[attr-defined]

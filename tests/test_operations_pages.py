@@ -320,7 +320,8 @@ def test_notifications_page_badge_and_reading(pages_as: Any, db: Session) -> Non
     badge = re.search(r'id="notif-count"[^>]*>(\d+)<', home)
     assert badge and int(badge[1]) >= 1
     page = at.get("/notifications?unread=true")
-    assert page.status_code == 200 and "[EXERCISE]" in page.text and "urgent" in page.text
+    assert page.status_code == 200 and "urgent" in page.text
+    assert '<span class="flag exercise">EXERCISE</span>' in page.text
     note_id = db.scalar(
         select(Notification.id)
         .join(User, User.id == Notification.user_id)

@@ -8,6 +8,7 @@ from atlaslink.audit.endpoints import router as audit_router
 from atlaslink.auth.endpoints import router as auth_router
 from atlaslink.operations.endpoints import notifications_router
 from atlaslink.operations.endpoints import router as requests_router
+from atlaslink.operations.rules_endpoints import router as rules_router
 from atlaslink.registry.endpoints import router as registry_router
 from atlaslink.registry.io_endpoints import router as io_router
 
@@ -18,3 +19,4 @@ router.include_router(io_router)
 router.include_router(audit_router)
 router.include_router(requests_router)
 router.include_router(notifications_router)
+router.include_router(rules_router)

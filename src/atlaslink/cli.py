@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -35,7 +37,17 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for machine clients.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+rules_app = typer.Typer(
+    help="Country rules (approval steps, bans, legal bases).", no_args_is_help=True
+)
+agreements_app = typer.Typer(help="Bilateral agreements between countries.", no_args_is_help=True)
+requests_app = typer.Typer(
+    help="Assistance requests, as a user may see them.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
+app.add_typer(rules_app, name="rules")
+app.add_typer(agreements_app, name="agreements")
+app.add_typer(requests_app, name="requests")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(audit_app, name="audit")
@@ -56,8 +68,14 @@ def handled() -> Iterator[None]:
         yield
     except DomainError as exc:
         for e in exc.errors:
-            err.print(f"  - {e}")
+            field, message = e.get("field"), e.get("message", e)
+            err.print(f"  - {field}: {message}" if field else f"  - {message}", highlight=False)
         raise fail(exc.detail) from None
+    except ValidationError as exc:
+        for ve in exc.errors():
+            where = ".".join(str(x) for x in ve["loc"])
+            err.print(f"  - {where}: {ve['msg']}", highlight=False)
+        raise fail("the input is not valid") from None
     except OperationalError as exc:
         raise fail(f"cannot use the database: {exc.orig}") from None
 
@@ -135,12 +153,20 @@ def demo(
             seed.ensure_reference_data(session)
             seed.load_units(session, lambda i, n: bar.update(task, completed=i, total=n))
             accounts = _reset_demo_accounts(session)
+            bar.update(task, description="loading country rules and a live exercise")
+            seed.load_rules(session)
+            seed.load_operation(session)
     # Plain lines, never a table: credentials must not be truncated by a narrow terminal.
     out.print("[bold]Demo log-ins[/] (fictional data; add the TOTP secret to an authenticator app)")
     for a in accounts:
         out.print(f"  {a.username}  ({ROLE_LABELS[a.role]}, {a.where})", highlight=False)
         out.print(f"      password:    {a.password}", soft_wrap=True, highlight=False)
         out.print(f"      TOTP secret: {a.totp_secret}", soft_wrap=True, highlight=False)
+    out.print(
+        "A live EXERCISE request of DE-FALKE is under way (Germany approved it; sent to "
+        "AT-ADLER, NL-REIGER, BE-HERMELIJN): `atlaslink requests list --as duty.de`.",
+        highlight=False,
+    )
     out.print(
         f"Open http://{host}:{port}/ and log in. Current TOTP code: `atlaslink totp-code SECRET`."
     )
@@ -186,6 +212,15 @@ def worker(
     interval: Annotated[
         float | None, typer.Option(help="Seconds between passes (ATLASLINK_TICK_SECONDS).")
     ] = None,
+    now: Annotated[
+        datetime | None,
+        typer.Option(
+            "--now",
+            formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"],
+            help="With --once: run the pass as if it were this UTC time (drills, tests of the "
+            "deadlines); timeline entries carry that time, the audit log the real one.",
+        ),
+    ] = None,
 ) -> None:
     """Run the background job: acknowledgement deadlines, escalations, lapses, e-mail.
 
@@ -196,12 +231,15 @@ def worker(
 
     from atlaslink.operations import tasks
 
+    if now is not None and not once:
+        raise fail("--now is for a single pass: add --once")
+    at = now.replace(tzinfo=UTC) if now is not None and now.tzinfo is None else now
     with handled():
         _upgrade()
     pause = interval if interval is not None else get_settings().tick_seconds
     while True:
         with handled():
-            done = tasks.tick(unit_of_work)
+            done = tasks.tick(unit_of_work, now=at)
         out.print(
             f"escalated {done['escalated']} · lapsed {done['lapsed']} · "
             f"e-mails sent {done['emails']}"
@@ -398,6 +436,322 @@ def audit_verify() -> None:
         f"({result.checked} entries verified before it)"
     )
     raise typer.Exit(1)
+
+
+# --- country rules and bilateral agreements --------------------------------------------------
+
+AsUser = Annotated[str, typer.Option("--as", help="Act as this user (permissions apply).")]
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "-"
+
+
+@rules_app.command("show")
+def rules_show(
+    as_user: AsUser,
+    country: Annotated[str | None, typer.Argument(help="ISO code (EL and UK work too).")] = None,
+    all_countries: Annotated[
+        bool, typer.Option("--all", help="Every country, also those with no rule set.")
+    ] = False,
+) -> None:
+    """Show one country's rules, or the countries that have rules set."""
+    from atlaslink.operations import rules
+
+    with handled(), unit_of_work() as session:
+        actor = _acting(session, as_user)
+        if country is not None:
+            r = rules.get_rules(session, actor, country)
+            out.print(f"[bold]{r.country}[/] {r.name}", highlight=False)
+            for field, label in rules.RULE_LABELS.items():
+                out.print(f"  {label}: {_yes(getattr(r, field))}", highlight=False)
+            if r.note:
+                out.print(f"  Note: {r.note}", highlight=False)
+            out.print(f"  You may change them: {'yes' if r.editable else 'no'}")
+            return
+        listed = rules.list_rules(session, actor, only_set=not all_countries)
+    table = Table(title="country rules" + ("" if all_countries else " (countries with a rule set)"))
+    for col in ("country", "national approval", "bilateral needed", "bans arms", "bans explosives"):
+        table.add_column(col)
+    table.add_column("no 2008/617")
+    table.add_column("note")
+    for r in listed:
+        table.add_row(
+            f"{r.country} {r.name}",
+            *(_yes(getattr(r, f)) for f in rules.RULE_FIELDS),
+            r.note,
+        )
+    out.print(table)
+
+
+@rules_app.command("set")
+def rules_set(
+    country: Annotated[str, typer.Argument(help="ISO code (EL and UK work too).")],
+    as_user: AsUser,
+    national_approval: Annotated[
+        bool | None,
+        typer.Option(
+            "--national-approval/--no-national-approval",
+            help="Outgoing requests pass the national contact point first.",
+        ),
+    ] = None,
+    bilateral: Annotated[
+        bool | None,
+        typer.Option(
+            "--bilateral-agreement/--no-bilateral-agreement",
+            help="Assistance with this country needs a bilateral agreement.",
+        ),
+    ] = None,
+    ban_arms: Annotated[
+        bool | None,
+        typer.Option("--ban-foreign-arms/--allow-foreign-arms", help="As host."),
+    ] = None,
+    ban_explosives: Annotated[
+        bool | None,
+        typer.Option("--ban-foreign-explosives/--allow-foreign-explosives", help="As host."),
+    ] = None,
+    excluded: Annotated[
+        bool | None,
+        typer.Option(
+            "--excluded-from-2008-617/--not-excluded-from-2008-617",
+            help="Decision 2008/617 is not available to this country.",
+        ),
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="Free text shown with the rules.")] = None,
+) -> None:
+    """Change a country's rules (options left out keep their value)."""
+    from atlaslink.operations import rules, schemas
+
+    values = {
+        "national_approval_required": national_approval,
+        "requires_bilateral_agreement": bilateral,
+        "prohibits_foreign_arms": ban_arms,
+        "prohibits_foreign_explosives": ban_explosives,
+        "excluded_from_2008_617": excluded,
+        "note": note,
+    }
+    if all(v is None for v in values.values()):
+        raise fail("nothing to change: give at least one option (see --help)")
+    with handled(), unit_of_work() as session:
+        actor = _acting(session, as_user)
+        r = rules.set_rules(session, actor, country, schemas.CountryRulesUpdate(**values))
+        changed = ", ".join(
+            f"{rules.RULE_LABELS[k].lower()}: {_yes(bool(v))}"
+            for k, v in values.items()
+            if v is not None and k != "note"
+        )
+    out.print(f"rules of {r.country} saved" + (f" ({changed})" if changed else ""))
+
+
+@agreements_app.command("list")
+def agreements_list(
+    as_user: AsUser,
+    country: Annotated[str | None, typer.Option(help="Only agreements of this country.")] = None,
+    in_force: Annotated[
+        bool | None, typer.Option("--in-force/--not-in-force", help="Filter by validity.")
+    ] = None,
+    page: Annotated[int, typer.Option(min=1)] = 1,
+    per_page: Annotated[int, typer.Option(min=1, max=200)] = 50,
+) -> None:
+    """List bilateral agreements, a page at a time."""
+    from atlaslink.operations import rules
+
+    with handled(), unit_of_work() as session:
+        actor = _acting(session, as_user)
+        result = rules.list_agreements(
+            session, actor, page=page, per_page=per_page, country=country, in_force=in_force
+        )
+    table = Table(
+        title=f"bilateral agreements (page {result['page']} of {result['pages']}, "
+        f"{result['total']} in all)"
+    )
+    for col in ("id", "countries", "name", "valid from", "valid to", "status"):
+        table.add_column(col)
+    for a in result["items"]:
+        table.add_row(
+            str(a.id),
+            "-".join(a.countries),
+            a.name,
+            str(a.valid_from or "-"),
+            str(a.valid_to or "-"),
+            a.status.replace("_", " "),
+        )
+    out.print(table)
+
+
+@agreements_app.command("add")
+def agreements_add(
+    name: str,
+    country_a: Annotated[str, typer.Argument(help="One party (ISO code).")],
+    country_b: Annotated[str, typer.Argument(help="The other party (ISO code).")],
+    as_user: AsUser,
+    valid_from: Annotated[
+        datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First day.")
+    ] = None,
+    valid_to: Annotated[
+        datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day.")
+    ] = None,
+    note: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Record a bilateral agreement between two countries."""
+    from atlaslink.operations import rules, schemas
+
+    with handled(), unit_of_work() as session:
+        actor = _acting(session, as_user)
+        a = rules.add_agreement(
+            session,
+            actor,
+            schemas.AgreementIn(
+                name=name,
+                country_a=country_a,
+                country_b=country_b,
+                valid_from=valid_from.date() if valid_from else None,
+                valid_to=valid_to.date() if valid_to else None,
+                note=note,
+            ),
+        )
+    out.print(f"recorded agreement {a.id}: {a.name} ({'-'.join(a.countries)}, {a.status})")
+
+
+@agreements_app.command("retire")
+def agreements_retire(
+    agreement_id: Annotated[int, typer.Argument(help="The agreement's id (agreements list).")],
+    as_user: AsUser,
+    on: Annotated[
+        datetime | None,
+        typer.Option("--on", formats=["%Y-%m-%d"], help="Its last day (default today)."),
+    ] = None,
+    reason: Annotated[str, typer.Option()] = "",
+) -> None:
+    """End an agreement's validity (it stays on record for the requests that named it)."""
+    from atlaslink.operations import rules, schemas
+
+    with handled(), unit_of_work() as session:
+        actor = _acting(session, as_user)
+        a = rules.retire_agreement(
+            session,
+            actor,
+            agreement_id,
+            schemas.AgreementRetire(valid_to=on.date() if on else None, reason=reason),
+        )
+    out.print(f"agreement {a.id} ({a.name}) ends on {a.valid_to}: {a.status.replace('_', ' ')}")
+
+
+# --- assistance requests ----------------------------------------------------------------------
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M} UTC" if value else "-"
+
+
+@requests_app.command("list")
+def requests_list(
+    as_user: AsUser,
+    status: Annotated[
+        str | None, typer.Option(help="A status (OPEN, ACTIVE, …) or 'live' (not ended).")
+    ] = None,
+    exercise: Annotated[
+        bool | None, typer.Option("--exercise/--actual", help="Only exercises, or only actual.")
+    ] = None,
+    page: Annotated[int, typer.Option(min=1)] = 1,
+    per_page: Annotated[int, typer.Option(min=1, max=200)] = 50,
+) -> None:
+    """List the requests this user may see, most recently changed first."""
+    from atlaslink.auth.permissions import Permission
+    from atlaslink.operations import views
+
+    with handled(), unit_of_work() as session:
+        actor = _acting(session, as_user)
+        actor.require(Permission.REQUESTS_READ)
+        wanted = status if status in (None, "live") else status.upper()
+        result = views.list_requests(
+            session, actor, page=page, per_page=per_page, status=wanted, exercise=exercise
+        )
+    table = Table(
+        title=f"requests visible to {as_user} (page {result['page']} of {result['pages']}, "
+        f"{result['total']} in all)"
+    )
+    for col in ("id", "reference", "", "status", "from", "title", "location", "updated"):
+        table.add_column(col)
+    for r in result["items"]:
+        table.add_row(
+            str(r.id),
+            r.reference,
+            "[bold]EXERCISE[/]" if r.exercise else "ACTUAL",
+            r.status,
+            r.requesting_country,
+            r.title,
+            r.location_name,
+            _when(r.updated_at),
+        )
+    out.print(table)
+
+
+@requests_app.command("show")
+def requests_show(
+    request: Annotated[str, typer.Argument(help="Reference (AR-2026-00001) or id.")],
+    as_user: AsUser,
+) -> None:
+    """One request as this user may see it: lines with coverage, addressees, offers."""
+    from atlaslink.operations import views
+
+    with handled(), unit_of_work() as session:
+        actor = _acting(session, as_user)
+        r = views.find_request(session, actor, request)
+    flag = "EXERCISE" if r.exercise else "ACTUAL"
+
+    def p(text: str) -> None:
+        out.print(text, highlight=False, soft_wrap=True)
+
+    p(f"[bold]{r.reference}[/]  [bold]{flag}[/]  {r.status}  version {r.version}  (id {r.id})")
+    p(f"{r.title}")
+    origin = f"{r.requesting_country}" + (
+        f" ({r.requesting_unit.code})" if r.requesting_unit else ""
+    )
+    p(f"From {origin} · {r.crisis_category_label} · {r.location_name}")
+    p(
+        f"Legal basis: {r.legal_basis_label or '-'}"
+        + (f" ({r.bilateral_agreement})" if r.bilateral_agreement else "")
+        + f" · {r.classification_label} · {r.handling_code}"
+    )
+    if r.operational_necessity:
+        p(f"Necessity: {r.operational_necessity}")
+    p("[bold]Lines[/]")
+    for line in r.lines:
+        c = line.coverage
+        p(
+            f"  {line.line_no}. {line.capability_name} (level >= {line.min_level}), "
+            f"{line.quantity} requested: offered {c.offered}, committed {c.committed}, on site "
+            f"{c.on_site} — {c.coverage}" + (" [removed]" if line.removed else "")
+        )
+    p(f"[bold]Addressees[/] ({len(r.addressees)})")
+    for a in r.addressees:
+        extra = f", escalations {a.escalations}" if a.escalations else ""
+        if a.support_office_alerted:
+            extra += ", support office alerted"
+        p(
+            f"  {a.unit.code} ({a.unit.country}) ring {a.ring}: {a.status}; ack due "
+            f"{_when(a.ack_due_at)}, acknowledged {_when(a.acknowledged_at)}{extra}"
+            + (f"; reason: {a.reason}" if a.reason else "")
+        )
+    p(f"[bold]Offers[/] ({len(r.offers)})")
+    for o in r.offers:
+        qty = ", ".join(
+            f"line {ol.line_no}: {ol.quantity}"
+            + (f" (accepted {ol.accepted_quantity})" if ol.accepted_quantity is not None else "")
+            for ol in o.lines
+        )
+        p(f"  #{o.id} {o.unit.code} {o.kind.replace('_', ' ')}: {o.status}; {qty}")
+        if o.package:
+            p(f"      package: {o.package}")
+        if o.arrangement is not None:
+            arr = o.arrangement
+            p(
+                f"      arrangements revision {arr.revision}: requesting side "
+                f"{'confirmed' if arr.requester_confirmed_at else 'not confirmed'}, "
+                f"assisting side "
+                f"{'confirmed' if arr.assisting_confirmed_at else 'not confirmed'}"
+            )
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -25,7 +25,12 @@ class Permission(StrEnum):
     REQUESTS_RESPOND = "requests:respond"  # acknowledge and answer for one's own unit
     DEPLOYMENTS_REPORT = "deployments:report"  # own team's movement, manifest, recall
     OPERATIONS_SUPERVISE = "operations:supervise"  # escalations, grants, network dashboard
-    COUNTRY_RULES_EDIT = "country-rules:edit"  # approval steps, bilateral agreements
+    # Country rules (approval step, bilateral agreement needed, host bans, 2008/617) and
+    # bilateral agreements: everyone reads them; the support office edits any country's, a
+    # national contact point its own country's (and agreements its country is party to).
+    COUNTRY_RULES_READ = "country-rules:read"
+    COUNTRY_RULES_EDIT = "country-rules:edit"  # any country
+    COUNTRY_RULES_EDIT_OWN = "country-rules:edit-own"  # one's own country
 
 
 class Role(StrEnum):
@@ -49,7 +54,9 @@ ROLE_LABELS: dict[Role, str] = {
 P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Operates the installation: accounts and the audit trail of accounts. No unit data.
-    Role.PLATFORM_ADMIN: frozenset({P.USERS_MANAGE, P.AUDIT_READ, P.TOKENS_OWN}),
+    Role.PLATFORM_ADMIN: frozenset(
+        {P.USERS_MANAGE, P.AUDIT_READ, P.TOKENS_OWN, P.COUNTRY_RULES_READ}
+    ),
     # Runs the network: members, taxonomy, spreadsheets. Reads only what units share with it.
     Role.SUPPORT_OFFICE: frozenset(
         {
@@ -62,6 +69,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.TOKENS_OWN,
             P.REQUESTS_READ,
             P.OPERATIONS_SUPERVISE,
+            P.COUNTRY_RULES_READ,
             P.COUNTRY_RULES_EDIT,
         }
     ),
@@ -79,6 +87,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REQUESTS_CREATE,
             P.REQUESTS_RESPOND,
             P.DEPLOYMENTS_REPORT,
+            P.COUNTRY_RULES_READ,
         }
     ),
     # The 24/7 desk: keeps readiness current, raises and answers requests; cannot change sharing.
@@ -92,6 +101,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REQUESTS_CREATE,
             P.REQUESTS_RESPOND,
             P.DEPLOYMENTS_REPORT,
+            P.COUNTRY_RULES_READ,
         }
     ),
     # Ministry or police HQ: raises requests for its country and is its national gate.
@@ -103,10 +113,14 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REQUESTS_READ,
             P.REQUESTS_CREATE,
             P.REQUESTS_APPROVE,
+            P.COUNTRY_RULES_READ,
+            P.COUNTRY_RULES_EDIT_OWN,
         }
     ),
     # Reads what is shared with observers; sees a request only when granted.
-    Role.OBSERVER: frozenset({P.UNITS_READ, P.REGISTRY_EXPORT, P.TOKENS_OWN, P.REQUESTS_READ}),
+    Role.OBSERVER: frozenset(
+        {P.UNITS_READ, P.REGISTRY_EXPORT, P.TOKENS_OWN, P.REQUESTS_READ, P.COUNTRY_RULES_READ}
+    ),
 }
 
 # Roles whose holders belong to a unit, or to a country.

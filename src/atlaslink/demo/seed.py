@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pyotp
 from sqlalchemy import select
@@ -15,11 +15,15 @@ from atlaslink.audit import service as audit
 from atlaslink.auth import service as auth
 from atlaslink.auth.permissions import Role
 from atlaslink.auth.principal import SYSTEM
+from atlaslink.config import get_settings
 from atlaslink.demo import data
 from atlaslink.models import (
+    AssistanceRequest,
+    BilateralAgreement,
     CapabilityEntry,
     CapabilityType,
     Country,
+    CountrySettings,
     Network,
     NetworkMember,
     SharingRule,
@@ -28,6 +32,7 @@ from atlaslink.models import (
     TransportAsset,
     Unit,
     UnitContact,
+    User,
     utcnow,
 )
 from atlaslink.registry.taxonomy_seed import INITIAL_TYPES
@@ -197,3 +202,154 @@ def create_demo_accounts(
         )
         out.append(DemoAccount(username, role, pw, secret, where or "network"))
     return out
+
+
+# --- country rules, bilateral agreements and a live exercise ----------------------------------
+
+# Fictional settings that show each rule at work (DOMAIN.md §2.9); edit them on /network/rules.
+DEMO_COUNTRY_RULES: dict[str, dict[str, bool | str]] = {
+    "NL": {
+        "requires_bilateral_agreement": True,
+        "note": "Specific bilateral arrangements are needed before Dutch units assist or are "
+        "assisted.",
+    },
+    "GB": {
+        "excluded_from_2008_617": True,
+        "note": "Takes part outside the EU framework: requests need another legal basis.",
+    },
+    "DE": {
+        "national_approval_required": True,
+        "note": "Demo: outgoing requests are approved by the national contact point first.",
+    },
+    "PL": {
+        "prohibits_foreign_explosives": True,
+        "note": "Demo: as host, foreign breaching explosives are not admitted.",
+    },
+}
+# name, country, country, valid from, valid to (all invented)
+DEMO_AGREEMENTS: tuple[tuple[str, str, str, date, date | None], ...] = (
+    ("Demo agreement DE-NL on special intervention support", "DE", "NL", date(2019, 3, 1), None),
+    ("Demo agreement BE-NL on cross-border tactical support", "BE", "NL", date(2020, 6, 15), None),
+    ("Demo agreement GB-NL on intervention liaison", "GB", "NL", date(2021, 1, 1), None),
+    ("Demo agreement FR-NL (expired)", "FR", "NL", date(2012, 1, 1), date(2022, 12, 31)),
+)
+DEMO_REQUEST_TITLE = "Regional train hijacked near Aachen, hostages on board"
+
+
+def load_rules(session: Session) -> int:
+    """Demo country rules and agreements; a country or agreement already there is left as is."""
+    from atlaslink.operations import rules, schemas
+
+    made = 0
+    for iso, values in DEMO_COUNTRY_RULES.items():
+        if session.get(CountrySettings, iso) is None:
+            rules.set_rules(session, SYSTEM, iso, schemas.CountryRulesUpdate(**values))
+            made += 1
+    known = set(session.scalars(select(BilateralAgreement.name)))
+    for name, a, b, start, end in DEMO_AGREEMENTS:
+        if name not in known:
+            rules.add_agreement(
+                session,
+                SYSTEM,
+                schemas.AgreementIn(
+                    name=name, country_a=a, country_b=b, valid_from=start, valid_to=end
+                ),
+            )
+            made += 1
+    return made
+
+
+def load_operation(session: Session) -> int | None:
+    """One live EXERCISE request of DE-FALKE, made through the services as the demo users
+    would (so its timeline, notifications and audit are real): approved by Germany's contact
+    point, sent to three units, acknowledged by NL-REIGER, AT-ADLER's offer accepted and the
+    arrangements proposed. Returns its id, or None if it is already there (or users are not)."""
+    from atlaslink.operations import answers, deployments, schemas, service
+
+    if session.scalar(
+        select(AssistanceRequest.id).where(AssistanceRequest.title == DEMO_REQUEST_TITLE)
+    ):
+        return None
+    users = {
+        u.username: auth.principal_of(u)
+        for u in session.scalars(
+            select(User).where(
+                User.username.in_(("duty.de", "ncp.de", "duty.at", "commander.nl")),
+                User.disabled.is_(False),
+            )
+        )
+    }
+    if len(users) < 4:
+        return None
+    de, ncp, at, nl = users["duty.de"], users["ncp.de"], users["duty.at"], users["commander.nl"]
+    now = utcnow()
+    req = service.create_request(
+        session,
+        de,
+        schemas.RequestCreate(
+            exercise=True,
+            title=DEMO_REQUEST_TITLE,
+            crisis_category="hijack_train",
+            location_name="Aachen-Rothe Erde, regional line RB 33",
+            latitude=50.7703,
+            longitude=6.1166,
+            nature=["intervention", "expertise"],
+            operational_necessity=(
+                "Exercise ATLAS RAIL: two trains taken at once; our own teams are committed to "
+                "the first. We need a second assault team and negotiators for the second."
+            ),
+            legal_basis="2008/617-art3",
+            classification="RESTREINT_UE",
+            distribution_marking="LIMITE",
+            handling_code="H2",
+            lines=[
+                schemas.LineIn(capability="land_transport", min_level=2, quantity=8),
+                schemas.LineIn(capability="crisis_negotiation", min_level=1, quantity=2),
+            ],
+            # Long enough that the ladder does not fire while someone explores the demo.
+            ack_minutes=240,
+            submit=True,
+        ),
+    )
+    service.decide_national(
+        session, ncp, req.id, approve=True, reason="Exercise approved by the ministry."
+    )
+    codes = ("AT-ADLER", "NL-REIGER", "BE-HERMELIJN")
+    unit_ids = list(session.scalars(select(Unit.id).where(Unit.code.in_(codes))))
+    answers.address(session, de, req.id, schemas.AddressBody(unit_ids=unit_ids))
+    for grantee in ("support_office", "observers"):
+        answers.grant(session, de, req.id, schemas.GrantBody(grantee=grantee))
+    answers.acknowledge(session, nl, req.id)
+    _, offer = answers.answer(
+        session,
+        at,
+        req.id,
+        schemas.AnswerBody(
+            answer="accept",
+            lines=[schemas.OfferLineIn(line_no=1, quantity=6)],
+            package="6 operators with rail-breaching kit, 2 armoured vehicles",
+            eta_at=now + timedelta(hours=4),
+            conditions="Our own weapons and ammunition; no explosives.",
+            costs="Own costs; fuel and lodging by the host.",
+        ),
+    )
+    assert offer is not None
+    answers.accept_offer(session, de, req.id, offer.id, schemas.AcceptBody())
+    settings = get_settings()
+    deployments.update_arrangement(
+        session,
+        de,
+        req.id,
+        offer.id,
+        schemas.ArrangementBody(
+            command=settings.default_command,
+            liaison_officer="PHK Tobias Brandt",
+            liaison_contact="+49 555 0199 310 (demo)",
+            working_language="de",
+            costs=settings.default_costs,
+            liability=settings.default_liability,
+            notes="Assembly point: Aachen West freight yard.",
+        ),
+    )
+    session.flush()
+    return req.id

@@ -33,6 +33,7 @@ from atlaslink.operations.states import (
     ADDRESSEE_TRANSITIONS,
     ENDED,
     OFFER_TRANSITIONS,
+    PENDING_OFFER,
     AddresseeStatus,
     OfferStatus,
     RequestKind,
@@ -219,6 +220,21 @@ def answer(
             "A pre-alert is acknowledged, not answered; answer the request that follows."
         )
     service.require_live(req)
+    # One open offer per unit: a second answer (a colleague at the same desk answering at the
+    # same moment, or a change of mind) would otherwise double what the unit offers, or leave
+    # an open offer behind a refusal. The request row is locked, so this check is race-free.
+    open_offer = session.scalar(
+        select(Offer.id).where(
+            Offer.request_id == req.id,
+            Offer.unit_id == a.unit_id,
+            Offer.status.in_(PENDING_OFFER),
+        )
+    )
+    if open_offer is not None:
+        raise Conflict(
+            f"Your unit already has an open offer on this request (offer {open_offer}); "
+            "withdraw it first to answer differently."
+        )
     unit = session.get(Unit, a.unit_id)
     code = unit.code if unit else str(a.unit_id)
     now = utcnow()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -403,6 +403,9 @@ class NotificationOut(BaseModel):
     exercise: bool
     created_at: datetime
     read_at: datetime | None
+    # none (in-app only), pending, sent, failed (parked after the last retry)
+    email_state: str
+    email_attempts: int
 
 
 class Metrics(BaseModel):
@@ -455,3 +458,65 @@ class Dashboard(BaseModel):
     first_team_on_site: MetricSummary
     # The requests the viewer may see, newest first (the network scope counts all of them).
     recent: list[DashboardRow]
+
+
+# ------------------------------------------------------------------ country rules, agreements
+
+IsoCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=2, max_length=2)
+]
+
+
+class CountryRules(BaseModel):
+    """The rules the platform applies for one country (defaults when none were set)."""
+
+    country: str = Field(description="Display code (EL for Greece, UK for the United Kingdom).")
+    iso2: str
+    name: str
+    national_approval_required: bool
+    requires_bilateral_agreement: bool
+    prohibits_foreign_arms: bool
+    prohibits_foreign_explosives: bool
+    excluded_from_2008_617: bool
+    note: str
+    updated_at: datetime | None
+    editable: bool = Field(description="Whether the caller may change them.")
+
+
+class CountryRulesUpdate(_In):
+    """Fields left out keep their value."""
+
+    national_approval_required: bool | None = None
+    requires_bilateral_agreement: bool | None = None
+    prohibits_foreign_arms: bool | None = None
+    prohibits_foreign_explosives: bool | None = None
+    excluded_from_2008_617: bool | None = None
+    note: LongText | None = None
+
+
+class AgreementIn(_In):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=300)]
+    country_a: IsoCode
+    country_b: IsoCode
+    valid_from: date | None = None
+    valid_to: date | None = None
+    note: LongText = ""
+
+
+class AgreementRetire(_In):
+    valid_to: date | None = Field(
+        default=None, description="The last day it applies; default today."
+    )
+    reason: LongText = ""
+
+
+class AgreementOut(BaseModel):
+    id: int
+    name: str
+    countries: list[str] = Field(description="The two parties, display codes.")
+    valid_from: date | None
+    valid_to: date | None
+    # in_force, not_yet (starts later) or expired
+    status: str
+    note: str
+    editable: bool

@@ -28,7 +28,7 @@ from atlaslink.models import (
     Unit,
     utcnow,
 )
-from atlaslink.operations import schemas, timeline, vocab
+from atlaslink.operations import rules, schemas, timeline, vocab
 from atlaslink.operations.policy import Involvement, get_visible, require_requester
 from atlaslink.operations.states import (
     ACCEPTS_OFFERS,
@@ -111,6 +111,14 @@ def validate_body(
             if agreement is None or country not in (agreement.country_a, agreement.country_b):
                 problems.append(
                     ("bilateral_agreement_id", f"no bilateral agreement of {country} with this id")
+                )
+            elif (state := rules.agreement_status(agreement)) != "in_force":
+                problems.append(
+                    (
+                        "bilateral_agreement_id",
+                        f"{agreement.name} is not in force "
+                        + ("yet" if state == "not_yet" else "any more"),
+                    )
                 )
     elif body.bilateral_agreement_id is not None:
         problems.append(("bilateral_agreement_id", "only with the legal basis 'bilateral'"))
@@ -389,19 +397,24 @@ def submit(session: Session, p: Principal, request_id: int) -> AssistanceRequest
 
 
 def _submit_now(session: Session, p: Principal, req: AssistanceRequest) -> None:
+    # Lock the pre-alert before the first audit entry takes the audit head: the job locks
+    # requests first and the audit head after, so the same order here cannot deadlock with it.
+    pre = (
+        session.get(AssistanceRequest, req.pre_alert_id, with_for_update=True)
+        if req.pre_alert_id is not None
+        else None
+    )
     _move(session, p, req, R.SUBMITTED, "Request submitted", kind="request.submitted", pinned=True)
     _snapshot_version(session, p, req, "submitted")
-    if req.pre_alert_id is not None:
-        pre = session.get(AssistanceRequest, req.pre_alert_id, with_for_update=True)
-        if pre is not None and pre.status == R.ALERTED:
-            _move(
-                session,
-                p,
-                pre,
-                R.FOLLOWED_UP,
-                f"Followed up by request {req.reference}",
-                kind="pre_alert.followed_up",
-            )
+    if pre is not None and pre.status == R.ALERTED:
+        _move(
+            session,
+            p,
+            pre,
+            R.FOLLOWED_UP,
+            f"Followed up by request {req.reference}",
+            kind="pre_alert.followed_up",
+        )
 
 
 def _snapshot_version(session: Session, p: Principal, req: AssistanceRequest, reason: str) -> None:

@@ -53,18 +53,23 @@ def escalate_due(session: Session, now: datetime) -> int:
     """Addressed units past their acknowledgement deadline climb the ladder: the next duty
     contact, up to ``max_escalations`` times, then the support office; then silence is
     recorded as NO_RESPONSE."""
-    rows = session.scalars(
-        _claim(
-            session,
-            select(RequestAddressee)
-            .where(RequestAddressee.next_check_at <= now)
-            .order_by(RequestAddressee.next_check_at)
-            .limit(BATCH),
-        )
-    ).all()
-    for a in rows:
-        req = session.get(AssistanceRequest, a.request_id)
-        if req is None or a.status != A.AWAITING_ACK or req.status in ENDED:
+    # The job claims the request row, as every change of a request does first
+    # (``policy.get_visible(for_update=True)``); addressees change only under that lock. A job
+    # that locked the addressee alone deadlocked with a unit acknowledging at the deadline,
+    # and one that locked both could strand an addressee locked by a pass that then skipped
+    # it. SKIP LOCKED: a request someone is changing right now is seen at the next tick.
+    stmt = (
+        select(RequestAddressee, AssistanceRequest)
+        .join(AssistanceRequest, AssistanceRequest.id == RequestAddressee.request_id)
+        .where(RequestAddressee.next_check_at <= now)
+        .order_by(RequestAddressee.next_check_at, RequestAddressee.id)
+        .limit(BATCH)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=AssistanceRequest)
+    pairs = session.execute(stmt).all()
+    for a, req in pairs:
+        if a.status != A.AWAITING_ACK or req.status in ENDED:
             a.next_check_at = None
             continue
         unit = session.get(Unit, a.unit_id)
@@ -147,7 +152,7 @@ def escalate_due(session: Session, now: datetime) -> int:
                 at=now,
             )
     session.flush()
-    return len(rows)
+    return len(pairs)
 
 
 def lapse_due(session: Session, now: datetime) -> int:
@@ -164,18 +169,16 @@ def lapse_due(session: Session, now: datetime) -> int:
     return len(rows)
 
 
-def _due_emails(session: Session, now: datetime) -> list[Notification]:
-    return list(
-        session.scalars(
-            _claim(
-                session,
-                select(Notification)
-                .where(Notification.email_state == "pending", Notification.email_next_at <= now)
-                .order_by(Notification.urgent.desc(), Notification.id)
-                .limit(BATCH),
-            )
+def _claim_due_email(session: Session, now: datetime) -> Notification | None:
+    return session.scalars(
+        _claim(
+            session,
+            select(Notification)
+            .where(Notification.email_state == "pending", Notification.email_next_at <= now)
+            .order_by(Notification.urgent.desc(), Notification.id)
+            .limit(1),
         )
-    )
+    ).first()
 
 
 def send_email(settings: Settings, n: Notification) -> None:
@@ -186,7 +189,9 @@ def send_email(settings: Settings, n: Notification) -> None:
     if n.urgent:
         msg["Importance"] = "high"
     link = f"{settings.base_url.rstrip('/')}{n.link}" if n.link else ""
-    msg.set_content(f"{n.body}\n\n{link}\n".strip() + "\n")
+    # Exercise traffic says so at the top of the body too, as exercise messages do.
+    banner = "EXERCISE EXERCISE EXERCISE\n\n" if n.exercise else ""
+    msg.set_content(f"{banner}{n.body}\n\n{link}\n".strip() + "\n")
     assert settings.smtp_host is not None
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=10) as smtp:
         if settings.smtp_starttls:
@@ -196,29 +201,62 @@ def send_email(settings: Settings, n: Notification) -> None:
         smtp.send_message(msg)
 
 
-def deliver_emails(session: Session, now: datetime, settings: Settings) -> int:
-    """Send due e-mail. A send that fails is retried with back-off and parked as failed after
-    ``EMAIL_MAX_ATTEMPTS`` (visible, never silently dropped)."""
+def backoff(attempts: int) -> timedelta:
+    """Wait before the next try after ``attempts`` failed ones: 30 s, 1, 2, 4, 8 minutes."""
+    return timedelta(seconds=30 * 2 ** (attempts - 1))
+
+
+def deliver_one(session: Session, now: datetime, settings: Settings) -> bool | None:
+    """Send the most urgent due e-mail. Returns None when nothing is due, else whether it went.
+
+    A send that fails is retried with back-off and parked as ``failed`` after
+    ``EMAIL_MAX_ATTEMPTS`` (visible on the row and in the notification list, never dropped).
+    """
+    n = _claim_due_email(session, now)
+    if n is None:
+        return None
+    try:
+        send_email(settings, n)
+    except Exception as exc:  # any failure of this message is recorded on it, never raised:
+        # raising would roll back the transaction and hide the attempt.
+        n.email_attempts += 1
+        n.email_error = f"{type(exc).__name__}: {exc}"[:500]
+        if n.email_attempts >= EMAIL_MAX_ATTEMPTS:
+            n.email_state = "failed"
+            n.email_next_at = None
+            log.error("e-mail %s to %s parked after %s tries", n.id, n.email_to, n.email_attempts)
+        else:
+            n.email_next_at = now + backoff(n.email_attempts)
+            log.warning("e-mail %s to %s failed: %s", n.id, n.email_to, n.email_error)
+        session.flush()
+        return False
+    n.email_state = "sent"
+    n.email_attempts += 1
+    n.email_error = ""
+    n.email_next_at = None
+    session.flush()
+    return True
+
+
+def deliver_emails(
+    unit_of_work: Callable[[], AbstractContextManager[Session]],
+    now: datetime,
+    settings: Settings,
+    *,
+    limit: int = BATCH,
+) -> int:
+    """Send due e-mail, one message per transaction: a message is marked sent in the same
+    commit that follows its send, so a crash or a failure of another message never causes a
+    message that went out to be sent again (at most the one in flight at a crash)."""
     if not settings.smtp_host:
         return 0
     sent = 0
-    for n in _due_emails(session, now):
-        try:
-            send_email(settings, n)
-        except (OSError, smtplib.SMTPException) as exc:
-            n.email_attempts += 1
-            n.email_error = str(exc)[:500]
-            if n.email_attempts >= EMAIL_MAX_ATTEMPTS:
-                n.email_state = "failed"
-                n.email_next_at = None
-            else:
-                n.email_next_at = now + timedelta(seconds=30 * 2 ** (n.email_attempts - 1))
-            continue
-        n.email_state = "sent"
-        n.email_attempts += 1
-        n.email_next_at = None
-        sent += 1
-    session.flush()
+    for _ in range(limit):
+        with unit_of_work() as session:
+            went = deliver_one(session, now, settings)
+        if went is None:
+            break
+        sent += went
     return sent
 
 
@@ -236,8 +274,7 @@ def tick(
         done["escalated"] = escalate_due(session, at)
     with unit_of_work() as session:
         done["lapsed"] = lapse_due(session, at)
-    with unit_of_work() as session:
-        done["emails"] = deliver_emails(session, at, settings)
+    done["emails"] = deliver_emails(unit_of_work, at, settings)
     return done
 
 

@@ -575,3 +575,18 @@ def dashboard(
         ],
         **{m: _summary(values[m]) for m in _MILESTONES},
     )
+
+
+def find_request(session: Session, p: Principal, ref_or_id: str) -> schemas.RequestOut:
+    """A request by id or reference (``AR-2026-00042``), as :func:`get_request` shows it."""
+    key = ref_or_id.strip()
+    if key.isdigit():
+        return get_request(session, p, int(key))
+    rid = session.scalar(
+        select(AssistanceRequest.id).where(
+            func.upper(AssistanceRequest.reference) == key.upper(), readable(p)
+        )
+    )
+    if rid is None:
+        raise NotFound(f"No request {key} that you may see.")
+    return get_request(session, p, rid)

@@ -10,6 +10,7 @@ from atlaslink.web.inbox_pages import router as inbox_router
 from atlaslink.web.operations_actions import router as operations_actions_router
 from atlaslink.web.operations_pages import router as operations_router
 from atlaslink.web.registry_pages import router as registry_router
+from atlaslink.web.rules_pages import router as rules_router
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth_router)
@@ -18,3 +19,4 @@ router.include_router(admin_router)
 router.include_router(operations_router)
 router.include_router(operations_actions_router)
 router.include_router(inbox_router)
+router.include_router(rules_router)
