@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from atlaslink.auth.permissions import Permission, Role
 from atlaslink.config import get_settings
 from atlaslink.errors import Forbidden
-from atlaslink.models import BilateralAgreement, Unit
-from atlaslink.operations import policy, schemas, service, views, vocab
+from atlaslink.models import Unit
+from atlaslink.operations import policy, rules, schemas, service, views, vocab
 from atlaslink.operations.states import ACCEPTS_OFFERS, ENDED, RequestStatus
 from atlaslink.registry import service as registry
 from atlaslink.web import geo
@@ -69,17 +69,9 @@ def request_list(
 
 def _form_options(db: Session, page: PageAuth) -> dict[str, Any]:
     p = page.principal
+    # Only agreements in force can be named (operations.rules decides which those are).
     agreements = (
-        list(
-            db.scalars(
-                select(BilateralAgreement)
-                .where(
-                    (BilateralAgreement.country_a == p.country)
-                    | (BilateralAgreement.country_b == p.country)
-                )
-                .order_by(BilateralAgreement.name)
-            )
-        )
+        rules.list_agreements(db, p, country=p.country, in_force=True, per_page=200)["items"]
         if p.country
         else []
     )
