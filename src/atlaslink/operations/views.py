@@ -44,6 +44,7 @@ from atlaslink.operations.states import (
     MANIFEST_OPEN,
     OFFER_ENDED,
     OFFER_TRANSITIONS,
+    PENDING_OFFER,
     REQUEST_TRANSITIONS,
     REQUESTER_STEPS,
     AddresseeStatus,
@@ -222,13 +223,22 @@ def request_out(
         ],
         involvement=service.involvement_out(inv),
         actions=request_actions(
-            req, inv, p, next((a for a in addressees if a.id == inv.addressee_id), None)
+            req,
+            inv,
+            p,
+            next((a for a in addressees if a.id == inv.addressee_id), None),
+            own_pending=any(o.unit_id == p.unit_id and o.status in PENDING_OFFER for o in offers),
         ),
     )
 
 
 def request_actions(
-    req: AssistanceRequest, inv: Involvement, p: Principal, own: RequestAddressee | None
+    req: AssistanceRequest,
+    inv: Involvement,
+    p: Principal,
+    own: RequestAddressee | None,
+    *,
+    own_pending: bool = False,
 ) -> list[str]:
     """What the viewer may do to the request now: a hint for pages and API clients (the
     services check every rule again when the action is taken)."""
@@ -256,7 +266,8 @@ def request_actions(
     if own is not None and p.can(Permission.REQUESTS_RESPOND) and st not in ENDED:
         if own.status in (AddresseeStatus.AWAITING_ACK, AddresseeStatus.NO_RESPONSE):
             acts.append("acknowledge")
-        if req.kind == RequestKind.REQUEST and st in ACCEPTS_OFFERS:
+        # One open offer per unit (answers.answer): withdraw it to answer differently.
+        if req.kind == RequestKind.REQUEST and st in ACCEPTS_OFFERS and not own_pending:
             acts.append("answer")
     if st not in ENDED and (inv.requester or inv.addressee_id is not None or inv.supervisor):
         acts.append("note")
