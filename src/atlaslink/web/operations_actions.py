@@ -186,6 +186,12 @@ REQUEST_ACTIONS: dict[str, RequestAction] = {
     "notes": _note,
     "grants": _grant,
 }
+_CREATED = {
+    "DRAFT": "Draft saved",
+    "NATIONAL_APPROVAL": "Sent to your national contact point for approval",
+    "SUBMITTED": "Submitted: now ask units (next ring, or choose from the ranking)",
+    "ALERTED": "Pre-alert issued: address the units that should know",
+}
 # Actions that create something: a repeated form does them once.
 _ONCE = frozenset({"answer", "accept"})
 
@@ -326,7 +332,7 @@ def _create(request: Request, page: PageAuth, form: FormData) -> Response:
 
             def run() -> str:
                 req = service.create_request(db, page.principal, body)
-                done = "Draft saved" if req.status == "DRAFT" else "Sent"
+                done = _CREATED.get(req.status, "Saved")
                 return f"/requests/{req.id}?saved={quote(done)}"
 
             location = _once(db, page.principal, form, run)
