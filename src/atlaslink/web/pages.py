@@ -6,9 +6,11 @@ from fastapi import APIRouter
 
 from atlaslink.web.admin_pages import router as admin_router
 from atlaslink.web.auth_pages import router as auth_router
+from atlaslink.web.live_pages import router as live_router
 from atlaslink.web.registry_pages import router as registry_router
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth_router)
 router.include_router(registry_router)
 router.include_router(admin_router)
+router.include_router(live_router)
