@@ -71,6 +71,7 @@ RECENT = 4096  # ids remembered to deliver each signal once across a catch-up
 PING_SECONDS = 10.0  # an idle listening connection is tested this often
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 10.0
 RETRY_MS = 2000
+APPLICATION_NAME = "atlaslink-live"  # the listening connections, as pg_stat_activity shows them
 
 
 @dataclass(frozen=True)
@@ -320,7 +321,7 @@ class Broadcaster:
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
-                    url, autocommit=True, connect_timeout=5
+                    url, autocommit=True, connect_timeout=5, application_name=APPLICATION_NAME
                 )
                 async with conn:
                     await conn.execute(f"LISTEN {LIVE_CHANNEL}")
