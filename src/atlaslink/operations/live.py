@@ -492,13 +492,14 @@ async def _stream(
     replayed = {_key(i) for i in replay}
     yield f"retry: {RETRY_MS}\n\n" + "".join(_frame(i) for i in replay)
     loop = asyncio.get_running_loop()
-    next_beat = loop.time() + heartbeat
-    # Spread the checks of many streams opened at the same moment.
-    next_check = loop.time() + every * random.uniform(0.5, 1.0)  # noqa: S311 (not security)
+    # Spread the heartbeats and checks of many streams opened at the same moment.
+    next_beat = loop.time() + heartbeat * random.uniform(0.5, 1.0)  # noqa: S311 (not security)
+    next_check = loop.time() + every * random.uniform(0.5, 1.0)  # noqa: S311
     while True:
-        wait = max(0.0, min(next_beat, next_check) - loop.time())
         try:
-            item = await asyncio.wait_for(sub.queue.get(), wait)
+            # Not wait_for: that wraps every wait in a task of its own (500 streams, each event).
+            async with asyncio.timeout_at(min(next_beat, next_check)):
+                item = await sub.queue.get()
         except TimeoutError:
             item = None
             idle = True
