@@ -3,6 +3,7 @@ read by a real HTTP client, changes made by other users through the API."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import threading
@@ -482,3 +483,31 @@ def test_a_dropped_listening_connection_reconnects_and_catches_up(
     later, committed = note(de, rid, "And after it came back")
     m, _ = s.until(later, timeout=5)
     assert m.at - committed < 1.0
+
+
+def test_a_slow_subscriber_is_dropped_and_never_holds_up_the_others(live: Live) -> None:
+    from atlaslink.operations.live import QUEUE_SIZE, Broadcaster, LiveEvent
+
+    async def scenario() -> None:
+        hub = Broadcaster(live.engine, poll_seconds=0.05)
+        await hub.start()
+        try:
+            slow = await hub.subscribe_request(1, lambda ev: True)
+            fast = await hub.subscribe_request(1, lambda ev: True)
+            other = await hub.subscribe_request(2, lambda ev: True)
+            for k in range(QUEUE_SIZE + 5):
+                hub.publish(LiveEvent(1, 10_000_000 + k, "all", None))
+                while not fast.queue.empty():  # a reader that keeps up
+                    fast.queue.get_nowait()
+            assert slow.closed and not fast.closed and not other.closed
+            assert hub.subscribers == 2 and hub.dropped == 1
+            assert other.queue.empty()  # another request's stream is not woken
+            # The same signal twice (a catch-up after a reconnect) is delivered once.
+            hub.publish(LiveEvent(2, 20_000_000, "all", None))
+            hub.publish(LiveEvent(2, 20_000_000, "all", None))
+            assert other.queue.qsize() == 1
+        finally:
+            await hub.stop()
+        assert fast.closed and other.closed
+
+    asyncio.run(scenario())

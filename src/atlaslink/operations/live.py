@@ -283,12 +283,20 @@ class Broadcaster:
     # --- sources -----------------------------------------------------------------------
 
     async def _run(self) -> None:
-        if self.engine.dialect.name == "postgresql":
-            await self._listen()
-        else:
-            await self._poll()
+        while True:
+            try:
+                if self.engine.dialect.name == "postgresql":
+                    await self._listen()
+                else:
+                    await self._poll()
+            except Exception:  # a bug must not end live updates for the process's lifetime
+                log.exception("live: the broadcaster failed; restarting it")
+                await asyncio.sleep(RECONNECT_MAX)
 
     def _set_floors(self, events: int, notes: int) -> None:
+        """Once per process: what existed before it listened is never announced."""
+        if self._started.is_set():
+            return
         self._floors = {"e": events, "n": notes}
         self._marks = {"e": events, "n": notes}
 
@@ -317,7 +325,6 @@ class Broadcaster:
 
         url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         delay = RECONNECT_MIN
-        first = True
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
@@ -326,7 +333,7 @@ class Broadcaster:
                 async with conn:
                     await conn.execute(f"LISTEN {LIVE_CHANNEL}")
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    if first:
+                    if not self._started.is_set():
                         cur = await conn.execute(
                             "SELECT (SELECT coalesce(max(id), 0) FROM operation_events),"
                             " (SELECT coalesce(max(id), 0) FROM notifications)"
@@ -334,7 +341,6 @@ class Broadcaster:
                         row = await cur.fetchone()
                         assert row is not None
                         self._set_floors(int(row[0]), int(row[1]))
-                        first = False
                     else:
                         # Commits are not in id order: look back a little, deliver once.
                         cur = await conn.execute(
@@ -376,7 +382,7 @@ class Broadcaster:
         # lock); plain SELECTs in autocommit mode read the committed state without it.
         raw = await asyncio.to_thread(self.engine.raw_connection)
         try:
-            self._set_floors(*await asyncio.to_thread(_newest_sqlite, raw))
+            self._set_floors(*await asyncio.to_thread(_newest_sqlite, raw))  # first run only
             self._started.set()
             while True:
                 await asyncio.sleep(self.poll_seconds)
