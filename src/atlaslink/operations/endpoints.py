@@ -377,7 +377,9 @@ def events(
     return views.visible_events(db, p, req, inv, after_id=after, limit=limit)
 
 
-@router.get("/{request_id}/live", response_class=live.EventStream, responses=EVENT_STREAM)
+@router.get(
+    "/{request_id}/live", response_class=live.EventStream, responses=EVENT_STREAM, status_code=200
+)
 async def live_timeline(
     request_id: int,
     request: Request,
@@ -435,7 +437,7 @@ def list_notifications(
 
 
 @notifications_router.get(
-    "/notifications/live", response_class=live.EventStream, responses=EVENT_STREAM
+    "/notifications/live", response_class=live.EventStream, responses=EVENT_STREAM, status_code=200
 )
 async def live_notifications(
     request: Request,
