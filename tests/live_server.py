@@ -29,11 +29,17 @@ def _ready(base: str) -> bool:
 
 
 @contextmanager
-def live_server(database_url: str, log_path: Path, timeout: float = 30.0) -> Iterator[str]:
-    """Start uvicorn on a free port, wait for ``/readyz``, yield the base URL, always stop it."""
+def live_server(
+    database_url: str,
+    log_path: Path,
+    timeout: float = 30.0,
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """Start uvicorn on a free port, wait for ``/readyz``, yield the base URL, always stop it.
+    ``env`` adds settings (``ATLASLINK_*``) for this server."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "ATLASLINK_DATABASE_URL": database_url}
+    env = {**os.environ, **(env or {}), "ATLASLINK_DATABASE_URL": database_url}
     cmd = [
         sys.executable,
         "-m",

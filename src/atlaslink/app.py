@@ -103,6 +103,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from atlaslink.operations.live import Broadcaster
+
+        # Live updates: one broadcaster per process (it connects at its first subscriber).
+        app.state.live = Broadcaster(app.state.engine, poll_seconds=settings.live_poll_seconds)
+        await app.state.live.start()
         task = None
         if jobs:
             from atlaslink.operations import tasks
@@ -118,6 +123,7 @@ def create_app(
         yield
         if task is not None:
             task.cancel()
+        await app.state.live.stop()
 
     app = FastAPI(
         lifespan=lifespan,

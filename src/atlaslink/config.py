@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     tick_seconds: float = 5.0
     # Start the background job inside `atlaslink serve` (a separate `atlaslink worker` also works).
     run_jobs_in_server: bool = True
+    # Live updates (server-sent events): a comment line keeps idle streams open through proxies;
+    # the caller's session or token and visibility are checked again at this interval; on
+    # SQLite (no LISTEN/NOTIFY) each server process polls for new events at this interval.
+    live_heartbeat_seconds: float = 15.0
+    live_recheck_seconds: float = 30.0
+    live_poll_seconds: float = 0.25
 
     # --- E-mail (notifications) --------------------------------------------------------------
     smtp_host: str | None = None

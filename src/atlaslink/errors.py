@@ -46,6 +46,11 @@ class TooLarge(DomainError):
     title = "Request too large"
 
 
+class Unavailable(DomainError):
+    status = 503
+    title = "Service unavailable"
+
+
 class Locked(DomainError):
     status = 429
     title = "Too many attempts"

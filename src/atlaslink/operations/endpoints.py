@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from atlaslink.auth import service as auth
 from atlaslink.auth.permissions import Permission
 from atlaslink.auth.principal import Principal
 from atlaslink.errors import Conflict, Invalid
@@ -20,6 +22,7 @@ from atlaslink.operations import (
     answers,
     deployments,
     inbox,
+    live,
     matching,
     policy,
     schemas,
@@ -42,6 +45,27 @@ IdemKey = Annotated[
 ]
 PageNo = Annotated[int, Query(ge=1)]
 PerPage = Annotated[int, Query(ge=1, le=200)]
+After = Annotated[
+    int | None, Query(ge=0, description="first send what is newer than this id (a page's last)")
+]
+LastEventId = Annotated[
+    str | None,
+    Header(alias="Last-Event-ID", max_length=20, description="sent by a reconnecting browser"),
+]
+EVENT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}
+}
+
+
+def _token_check(request: Request) -> live.Authenticate:
+    """The stream's later checks: the same bearer token, still valid."""
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+
+    def check(session: Session) -> Principal | None:
+        user = auth.authenticate_token(session, token)
+        return auth.principal_of(user) if user is not None else None
+
+    return check
 
 
 def _idempotent(
@@ -342,6 +366,29 @@ def events(
     return views.visible_events(db, p, req, inv, after_id=after, limit=limit)
 
 
+@router.get(
+    "/{request_id}/live", response_class=live.EventStream, responses=EVENT_STREAM, status_code=200
+)
+async def live_timeline(
+    request_id: int,
+    request: Request,
+    db: DB,
+    p: ApiPrincipal,
+    after: After = None,
+    last_event_id: LastEventId = None,
+) -> live.EventStream:
+    """Server-sent events: `event: timeline`, `data: {"request_id", "event_id"}` for each new
+    event the caller may see (read it from `…/events?after=`); a comment every 15 s."""
+    return await live.request_stream(
+        request,
+        db,
+        p,
+        request_id,
+        after=live.resume_after(last_event_id, after),
+        authenticate=_token_check(request),
+    )
+
+
 @router.post("/{request_id}/notes", status_code=201, response_model=list[schemas.EventOut])
 def add_note(
     request_id: int, body: schemas.NoteBody, db: DB, p: ApiPrincipal
@@ -368,6 +415,27 @@ def list_notifications(
     db: DB, p: ApiPrincipal, page: PageNo = 1, per_page: PerPage = 50, unread: bool = False
 ) -> dict[str, Any]:
     return inbox.list_notifications(db, p, page=page, per_page=per_page, unread=unread)
+
+
+@notifications_router.get(
+    "/notifications/live", response_class=live.EventStream, responses=EVENT_STREAM, status_code=200
+)
+async def live_notifications(
+    request: Request,
+    db: DB,
+    p: ApiPrincipal,
+    after: After = None,
+    last_event_id: LastEventId = None,
+) -> live.EventStream:
+    """Server-sent events: `event: notification`, `data: {"id", "urgent"}` for each new
+    notification of the caller."""
+    return await live.notification_stream(
+        request,
+        db,
+        p,
+        after=live.resume_after(last_event_id, after),
+        authenticate=_token_check(request),
+    )
 
 
 @notifications_router.post("/notifications/{notification_id}/read", status_code=204)

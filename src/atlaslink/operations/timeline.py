@@ -27,7 +27,20 @@ from atlaslink.models import (
     utcnow,
 )
 
+# PostgreSQL channels read by ``operations.live``. The payloads carry what the live filter needs,
+# so that no subscriber has to query: ``request_id:event_id:scope:unit_id`` (unit_id empty when
+# the event concerns no unit) and ``notification_id:user_id:urgent`` (urgent is 0 or 1).
 LIVE_CHANNEL = "atlaslink_operations"
+NOTIFY_CHANNEL = "atlaslink_notifications"
+
+
+def event_signal(event: OperationEvent) -> str:
+    unit = "" if event.unit_id is None else str(event.unit_id)
+    return f"{event.request_id}:{event.id}:{event.scope}:{unit}"
+
+
+def notification_signal(n: Notification) -> str:
+    return f"{n.id}:{n.user_id}:{int(n.urgent)}"
 
 
 def record(
@@ -76,7 +89,7 @@ def record(
         # Delivered to listeners only when this transaction commits.
         session.execute(
             text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": LIVE_CHANNEL, "payload": f"{req.id}:{event.id}"},
+            {"channel": LIVE_CHANNEL, "payload": event_signal(event)},
         )
     return event
 
@@ -146,6 +159,12 @@ def notify_users(
         session.add(n)
         made.append(n)
     session.flush()
+    if made and session.get_bind().dialect.name == "postgresql":
+        # Open pages learn of the notifications at commit (header badge); one statement for all.
+        session.execute(
+            text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
+            {"channel": NOTIFY_CHANNEL, "payloads": [notification_signal(n) for n in made]},
+        )
     return made
 
 

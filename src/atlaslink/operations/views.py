@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from statistics import median
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -456,7 +456,17 @@ def visible_events(
     return out
 
 
-def event_visible(ev: OperationEvent, inv: Involvement, p: Principal) -> bool:
+class Scoped(Protocol):
+    """What deciding an event's visibility needs: a stored event, or its live signal."""
+
+    @property
+    def scope(self) -> str: ...
+
+    @property
+    def unit_id(self) -> int | None: ...
+
+
+def event_visible(ev: Scoped, inv: Involvement, p: Principal) -> bool:
     if ev.scope == "all":
         return True
     return inv.requester or inv.supervisor or (p.unit_id is not None and p.unit_id == ev.unit_id)

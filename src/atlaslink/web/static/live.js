@@ -58,7 +58,12 @@
     var timer = null;
     var source = new EventSource(live);
     source.addEventListener("open", function () { say("Live: changes appear without reloading."); });
-    source.addEventListener("error", function () { say("Connection lost; reconnecting…"); });
+    source.addEventListener("error", function () {
+      // A closed stream is not retried (e.g. the session ended): say so, plainly.
+      say(source.readyState === EventSource.CLOSED
+        ? "Live updates stopped: reload the page (you may have to log in again)."
+        : "Connection lost; reconnecting…");
+    });
     source.addEventListener("timeline", function () {
       window.clearTimeout(timer);
       timer = window.setTimeout(refresh, 100);
@@ -69,7 +74,11 @@
   var link = badge && badge.closest("[data-live-url]");
   if (badge && link && window.EventSource) {
     var inbox = new EventSource(link.dataset.liveUrl);
+    var seen = {};
     inbox.addEventListener("notification", function (e) {
+      // A reconnect may repeat a signal: count each notification once.
+      if (seen[e.lastEventId]) { return; }
+      seen[e.lastEventId] = true;
       var n = parseInt(badge.textContent, 10) || 0;
       badge.textContent = String(n + 1);
       badge.setAttribute("aria-label", (n + 1) + " unread");
