@@ -29,6 +29,7 @@ from atlaslink.operations import (
     service,
     views,
 )
+from atlaslink.operations import metrics as response_metrics
 from atlaslink.registry.schemas import Page
 from atlaslink.web.deps import DB, ApiPrincipal
 
@@ -407,7 +408,7 @@ def grant(request_id: int, body: schemas.GrantBody, db: DB, p: ApiPrincipal) -> 
 @router.get("/{request_id}/metrics", response_model=schemas.Metrics)
 def metrics(request_id: int, db: DB, p: ApiPrincipal) -> schemas.Metrics:
     req, _ = policy.get_visible(db, p, request_id)
-    return views.metrics(db, req)
+    return response_metrics.metrics(db, req)
 
 
 @notifications_router.get("/notifications", response_model=Page[schemas.NotificationOut])
@@ -464,4 +465,4 @@ def dashboard(
 ) -> schemas.Dashboard:
     """Response metrics across requests: every submitted request of the network for the
     support office (figures only), the requests one may see for everyone else."""
-    return views.dashboard(db, p, exercise=exercise)
+    return response_metrics.dashboard(db, p, exercise=exercise)

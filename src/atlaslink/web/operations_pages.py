@@ -16,7 +16,7 @@ from atlaslink.auth.permissions import Permission, Role
 from atlaslink.config import get_settings
 from atlaslink.errors import Forbidden
 from atlaslink.models import Unit
-from atlaslink.operations import policy, rules, schemas, service, views, vocab
+from atlaslink.operations import metrics, policy, rules, schemas, service, views, vocab
 from atlaslink.operations.states import ACCEPTS_OFFERS, ENDED, RequestStatus
 from atlaslink.registry import service as registry
 from atlaslink.web import geo
@@ -202,7 +202,7 @@ def operation_context(db: Session, page: PageAuth, request_id: int) -> dict[str,
         "r": out,
         "events": list(reversed(events)),
         "pinned": [e for e in events if e.pinned],
-        "metrics": views.metrics(db, req),
+        "metrics": metrics.metrics(db, req),
         "map": _map(out),
         "own_addressee": own,
         "open_lines": [line for line in out.lines if not line.removed],
@@ -267,7 +267,7 @@ def _report(db: Session, page: PageAuth, request_id: int) -> dict[str, Any]:
     return {
         "r": views.request_out(db, p, req, inv),
         "events": views.visible_events(db, p, req, inv),
-        "metrics": views.metrics(db, req),
+        "metrics": metrics.metrics(db, req),
         "final": req.status in ENDED,
     }
 
@@ -303,5 +303,5 @@ def dashboard_page(
     exercise: Annotated[str, Query(max_length=8)] = "",
 ) -> Response:
     flag = {"yes": True, "no": False}.get(exercise)
-    board = views.dashboard(db, page.principal, exercise=flag)
+    board = metrics.dashboard(db, page.principal, exercise=flag)
     return render(request, "dashboard.html", d=board, exercise=exercise)
