@@ -378,3 +378,30 @@ def test_dashboard_counts_the_network_for_the_support_office_only(
     assert reference not in pages_as("support").get("/dashboard").text
     assert reference in de.get("/dashboard").text
     assert "network" not in nl["scope"]
+
+
+def test_amending_through_the_form_makes_a_new_version(pages_as: Any, db: Session) -> None:
+    de, at = pages_as("duty.de"), pages_as("duty.at")
+    rid = _addressed(de, db, "AT-ADLER")
+    here = f"/requests/{rid}"
+    r = post_form(at, here, f"/requests/{rid}/answer", {"answer": "accept", "qty1": "1"})
+    assert r.status_code == 303
+    edit = f"/requests/{rid}/edit"
+    form = de.get(edit)
+    assert form.status_code == 200 and "Saving makes version 2" in form.text
+    stale = hidden_fields(form.text, edit)
+    changed = REQUEST_FORM | {"line1.quantity": "4", "reason": "Second train found"}
+    r = de.post(edit, data=stale | changed, follow_redirects=False)
+    assert r.status_code == 303 and "version%202" in r.headers["location"]
+    page = at.get(here).text
+    assert "version 2" in page and "Acknowledge receipt" in page  # asked again
+    assert "expired" in page  # the pending offer was made against version 1
+    # The same (now stale) form again: refused, with the reason, and nothing changes.
+    r = de.post(edit, data=stale | changed | {"line1.quantity": "9"}, follow_redirects=False)
+    assert r.status_code == 409 and "based on version 1" in text_of(r.text)
+    db.expire_all()
+    assert db.scalar(select(AssistanceRequest.version).where(AssistanceRequest.id == rid)) == 2
+    # An exercise stays an exercise.
+    fresh = hidden_fields(de.get(edit).text, edit)
+    r = de.post(edit, data=fresh | changed | {"exercise": "actual"}, follow_redirects=False)
+    assert r.status_code == 422 and "cannot change after submission" in text_of(r.text)
