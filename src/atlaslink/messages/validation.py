@@ -122,15 +122,35 @@ class Schemas:
             return []
         out = []
         for e in schema.iter_errors(elem, use_location_hints=False):
-            out.append({"field": prefix + (e.path or ""), "message": _reason(e)})
+            out.append({"field": pretty(prefix + (e.path or "")), "message": _reason(e)})
             if len(out) >= 20:
                 break
         return out
 
 
+_PREFIXES = {
+    rm.NS_MSG: "rmsg:",
+    rm.NS_RM: "rm:",
+    rm.NS_GML: "gml:",
+    de.NS_DE2: "",
+    de.NS_DE1: "",
+    de.NS_CT: "ct:",
+    cap.NS_CAP: "cap:",
+    "urn:oasis:names:tc:ciq:xnl:3": "xnl:",
+    "urn:oasis:names:tc:ciq:xpil:3": "xpil:",
+    "urn:oasis:names:tc:ciq:xal:3": "xal:",
+}
+_CLARK = re.compile(r"\{([^}]*)\}")
+
+
+def pretty(text: str) -> str:
+    """Element paths with the usual prefixes instead of {namespace} (readable errors)."""
+    return _CLARK.sub(lambda m: _PREFIXES.get(m[1], ""), text)
+
+
 def _reason(e: Any) -> str:
     reason = str(getattr(e, "reason", "") or e.message)
-    return reason.strip()
+    return pretty(reason.strip())
 
 
 @lru_cache
