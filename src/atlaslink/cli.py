@@ -242,7 +242,7 @@ def worker(
             done = tasks.tick(unit_of_work, now=at)
         out.print(
             f"escalated {done['escalated']} · lapsed {done['lapsed']} · "
-            f"e-mails sent {done['emails']}"
+            f"e-mails sent {done['emails']} · messages delivered {done.get('messages', 0)}"
         )
         if once:
             return
