@@ -62,6 +62,10 @@ def unit_codes(session: Session, ids: set[int]) -> dict[int, str]:
     return dict(session.execute(select(Unit.id, Unit.code).where(Unit.id.in_(ids))).tuples().all())
 
 
+def all_unit_codes(session: Session) -> list[str]:
+    return list(session.scalars(select(Unit.code).order_by(Unit.code)))
+
+
 def outbox_page(
     session: Session, page: int, per_page: int, *, state: str | None, partner_id: int | None
 ) -> tuple[list[tuple[OutboxMessage, str, str, str | None]], int]:
