@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.receiver import Receiver
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,7 +25,6 @@ from atlaslink.messages import schemas, service
 from atlaslink.messages import tasks as delivery
 from atlaslink.models import DeliveryAttempt, OutboxMessage, Partner, PartnerEndpoint, utcnow
 from tests.conftest import create_database, load_demo, unit_id
-from tests.message_receiver import Receiver
 from tests.messages_support import ok, principal, request_body
 
 SECRET = "receiver-secret-1"

@@ -1,4 +1,4 @@
-"""A partner's HTTP endpoint for tests and the benchmark: a threaded http.server on loopback
+"""A partner's HTTP endpoint for the tests and the benchmark: a threaded http.server on loopback
 that checks each delivery's HMAC signature, records MessageIDs, and fails on request."""
 
 from __future__ import annotations
