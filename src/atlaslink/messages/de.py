@@ -10,6 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET  # element type only; parsing is xmlsafe's
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from lxml import etree as LET
 
@@ -22,6 +23,8 @@ NS_DE2 = "urn:oasis:names:tc:emergency:EDXL:DE:2.0"
 NS_DE1 = "urn:oasis:names:tc:emergency:EDXL:DE:1.0"
 NS_CT = "urn:oasis:names:tc:emergency:edxl:ct:1.0"
 NS_XLINK = "http://www.w3.org/1999/xlink"
+# lxml names the default namespace with the key None (its stubs want str keys).
+_NSMAP_DE2: Any = {None: NS_DE2, "ct": NS_CT, "xlink": NS_XLINK}
 # How long an envelope stays current (DE 2.0 requires dateTimeExpires).
 EXPIRES_AFTER = timedelta(days=30)
 
@@ -100,7 +103,7 @@ def wrap_v2(env: Envelope, payload: LET._Element) -> LET._Element:
     xl = f"{{{NS_XLINK}}}type"
     root = LET.Element(
         f"{{{NS_DE2}}}edxlDistribution",
-        nsmap={None: NS_DE2, "ct": NS_CT, "xlink": NS_XLINK},  # type: ignore[dict-item]  # lxml: None = default ns
+        nsmap=_NSMAP_DE2,
     )
     root.set(xl, "extended")
     _e(root, NS_DE2, "distributionID", env.distribution_id)

@@ -157,7 +157,7 @@ def on_event(session: Session, req: AssistanceRequest, event: OperationEvent) ->
     skip = inbound_partner.get()
     made = 0
     message_id = _message_id(session, req, event, r)
-    built: dict[str, tuple[LET._Element, str]] = {}
+    any_built = False
     for partner, endpoints in targets:
         if partner.id == skip or (req.exercise and not partner.exercise_traffic):
             continue
@@ -169,10 +169,7 @@ def on_event(session: Session, req: AssistanceRequest, event: OperationEvent) ->
         payload = _payload(session, req, event, r, view, message_id, partner)
         if payload is None:
             continue
-        text = rm.serialize(payload)
-        key = text.decode()
-        if key not in built:
-            built[key] = (payload, key)
+        any_built = True
         envelope = de.wrap(
             _envelope(req, event, r, message_id, partner, view), payload, partner.de_version
         )
@@ -201,7 +198,7 @@ def on_event(session: Session, req: AssistanceRequest, event: OperationEvent) ->
                 )
             )
             made += 1
-    if made or built:
+    if any_built:
         _log_message(session, req, event, r, message_id)
     session.flush()
     return made
