@@ -247,6 +247,9 @@ def run(args: argparse.Namespace) -> None:
             for name in order:
                 fn = bare if name == "bare" else build_and_validate
                 row[f"{name}_ms"] = timed(fn, args.builds) * 1000
+            # SQLite: every transaction holds the write lock (BEGIN IMMEDIATE); the builds'
+            # session lets go of it before the imports commit their own.
+            s.rollback()
             # Imports: distinct messages, one transaction each (committed).
             docs = []
             for _ in range(args.imports):

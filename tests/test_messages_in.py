@@ -290,3 +290,42 @@ def test_cap_pre_alert_round_trip(api_as: Any, db: Session) -> None:
         "incident_id",
     ):
         assert copy[k] == original[k], k
+
+
+def test_a_status_request_is_answered_with_a_report(api_as: Any, db: Session) -> None:
+    from tests.messages_support import full_operation
+
+    standard_partners(db)
+    rid = full_operation(api_as, db)
+    at_offer = db.scalar(
+        select(Offer).where(Offer.request_id == rid, Offer.unit_id == unit_id(db, "AT-ADLER"))
+    )
+    assert at_offer is not None
+    rows = outbox_of(db, "de-falke")
+    origin = rm.read(de.open_envelope(xmlsafe.parse(rows[0].body.encode()), "2.0").payloads[0][1])
+    ask = f"""<edxlDistribution xmlns="urn:oasis:names:tc:emergency:EDXL:DE:2.0"
+   xmlns:xlink="http://www.w3.org/1999/xlink" xlink:type="extended">
+ <distributionID>de-falke-9</distributionID><senderID>de.falke.command</senderID>
+ <dateTimeSent>2030-11-24T09:00:00+01:00</dateTimeSent>
+ <dateTimeExpires>2030-11-25T09:00:00+01:00</dateTimeExpires>
+ <distributionStatus>Exercise</distributionStatus><distributionKind>Request</distributionKind>
+ <content xlink:type="resource"><contentObject xlink:type="resource"><contentXML><embeddedXMLContent>
+ <rmsg:RequestResourceDeploymentStatus xmlns:rmsg="urn:oasis:names:tc:emergency:EDXL:RM:1.0:msg"
+   xmlns:rm="urn:oasis:names:tc:emergency:EDXL:RM:1.0">
+  <rmsg:MessageID>de-falke-cmd-9</rmsg:MessageID>
+  <rmsg:SentDateTime>2030-11-24T09:00:00+01:00</rmsg:SentDateTime>
+  <rmsg:MessageContentType>RequestResourceDeploymentStatus</rmsg:MessageContentType>
+  <rmsg:OriginatingMessageID>{origin.origin}</rmsg:OriginatingMessageID>
+  <rmsg:ContactInformation><rm:ContactRole>Requester</rm:ContactRole></rmsg:ContactInformation>
+  <rmsg:ResourceInformation><rmsg:ResourceInfoElementID>ask-1</rmsg:ResourceInfoElementID>
+   <rmsg:Resource><rmsg:ResourceID>AT-ADLER/offer-{at_offer.id}</rmsg:ResourceID></rmsg:Resource>
+  </rmsg:ResourceInformation>
+ </rmsg:RequestResourceDeploymentStatus></embeddedXMLContent></contentXML></contentObject></content>
+</edxlDistribution>"""
+    before = {r.id for r in outbox_of(db, "de-falke")}
+    out = ok(api_as("duty.de").post("/api/v1/messages", content=ask.encode(), headers=XML), 201)
+    assert "HOME" in out["outcome"]
+    new = [r for r in outbox_of(db, "de-falke") if r.id not in before]
+    assert [r.message_type for r in new] == ["ReportResourceDeploymentStatus"]
+    report = rm.read(de.open_envelope(xmlsafe.parse(new[0].body.encode()), "2.0").payloads[0][1])
+    assert report.resources[0].deployment_status == "HOME"

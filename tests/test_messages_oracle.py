@@ -163,3 +163,25 @@ def test_no_schema_folder_is_said(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         xmlsafe.parse(b'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"/>')
     )
     assert result.schema_checked is False
+
+
+def test_network_wide_pre_alert_is_cap_restricted(api_as: Any, db: Session) -> None:
+    standard_partners(db)
+    de_ = api_as("duty.de")
+    pa = ok(
+        de_.post(
+            "/api/v1/requests",
+            json=request_body(kind="pre_alert", submit=True, lines=[], legal_basis=None),
+        ),
+        201,
+    )
+    for _ in range(3):  # neighbours, region, then the whole network
+        r = de_.post(f"/api/v1/requests/{pa['id']}/addressees", json={"next_ring": True})
+        if r.status_code != 200:
+            break
+    caps = [r for r in outbox_of(db) if r.message_type == "CAP"]
+    restricted = [r for r in caps if "<scope>Restricted</scope>" in r.body]
+    assert restricted, "no network-wide alert went out"
+    for row in restricted:
+        assert "<restriction>" in row.body and "<addresses>" not in row.body
+        assert validation.check(xmlsafe.parse(row.body.encode()), official()).ok

@@ -32,8 +32,9 @@ from atlaslink.models import (
     StdMessage,
     Unit,
 )
-from atlaslink.operations import answers, deployments, service, vocab
+from atlaslink.operations import answers, deployments, service, timeline, vocab
 from atlaslink.operations import schemas as ops
+from atlaslink.operations.policy import involvement
 
 _OFFER_ID = re.compile(r"offer-(\d+)")
 _LINE_NO = re.compile(r"line-(\d+)$")
@@ -281,6 +282,24 @@ def _apply(
         body = ops.StatusBody(status="STOOD_DOWN", note=msg.description[:500])
         deployments.set_status(session, p, req.id, offer.id, body)
         return req, offer.id, f"team of offer {offer.id} stood down"
+    if t == "RequestResourceDeploymentStatus":
+        # Answered by a ReportResourceDeploymentStatus of the team's current step, queued to
+        # the partners that may see it, the asking one included (outbox.route).
+        inv = involvement(session, p, req)
+        if not (inv.requester or (p.unit_id is not None and p.unit_id == offer.unit_id)):
+            raise Forbidden("Only the two parties ask for a team's deployment status.")
+        timeline.record(
+            session,
+            p,
+            req,
+            "deployment.status_requested",
+            f"Deployment status of offer {offer.id} requested by message {msg.message_id}",
+            unit_id=offer.unit_id,
+            offer_id=offer.id,
+            object_type="offer",
+            object_id=offer.id,
+        )
+        return req, offer.id, f"status of offer {offer.id} ({offer.status}) reported back"
     if t == "RequestReturn":
         reason = next((r.availability for r in msg.resources if r.availability), "")
         deployments.recall(session, p, req.id, offer.id, reason or msg.description or "recalled")

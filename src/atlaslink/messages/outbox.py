@@ -83,7 +83,7 @@ def route(event_kind: str, req: AssistanceRequest) -> Route | None:
         return Route("CommitResource", "answers", "Response")
     if event_kind.startswith("deployment."):
         step = event_kind.split(".", 1)[1]
-        if step in _STEPS:
+        if step in _STEPS or step == "status_requested":
             return Route("ReportResourceDeploymentStatus", "deployments", "Report")
         if step == "stood_down":
             return Route("ReleaseResource", "deployments", "Dispatch")
@@ -154,7 +154,9 @@ def on_event(session: Session, req: AssistanceRequest, event: OperationEvent) ->
     targets = _subscribed(session, r.topic)
     if not targets:
         return 0
-    skip = inbound_partner.get()
+    # The partner that sent the message being imported is not sent its own news back, except
+    # the status report it asked for.
+    skip = None if event.kind == "deployment.status_requested" else inbound_partner.get()
     made = 0
     message_id = _message_id(session, req, event, r)
     any_built = False
@@ -348,7 +350,9 @@ def _cap(
         sender=node(),
         sent=event.occurred_at,
         msg_type=msg_type,
-        addresses=[partner.sender_id],
+        # A pre-alert sent to the whole network (ring 3) is a network-wide alert: scope
+        # Restricted; otherwise it names its recipient (scope Private).
+        addresses=[] if any(a.ring == 3 for a in view.addressees) else [partner.sender_id],
         references=references,
         note=event.summary[:500],
     )
