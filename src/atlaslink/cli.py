@@ -51,6 +51,16 @@ app.add_typer(requests_app, name="requests")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(audit_app, name="audit")
+messages_app = typer.Typer(
+    help="Standard messages (EDXL-RM, EDXL-DE, CAP): import and check.", no_args_is_help=True
+)
+partners_app = typer.Typer(
+    help="Partners that exchange standard messages, their endpoints.", no_args_is_help=True
+)
+outbox_app = typer.Typer(help="Outbound messages and their delivery.", no_args_is_help=True)
+app.add_typer(messages_app, name="messages")
+app.add_typer(partners_app, name="partners")
+app.add_typer(outbox_app, name="outbox")
 
 out = Console()
 err = Console(stderr=True)
@@ -242,7 +252,7 @@ def worker(
             done = tasks.tick(unit_of_work, now=at)
         out.print(
             f"escalated {done['escalated']} · lapsed {done['lapsed']} · "
-            f"e-mails sent {done['emails']}"
+            f"e-mails sent {done['emails']} · messages delivered {done.get('messages', 0)}"
         )
         if once:
             return
@@ -752,6 +762,203 @@ def requests_show(
                 f"assisting side "
                 f"{'confirmed' if arr.assisting_confirmed_at else 'not confirmed'}"
             )
+
+
+# --- standard messages ------------------------------------------------------------------------
+
+
+def _schema_note(text: str) -> None:
+    if text != "official schemas":
+        err.print(f"[yellow]note:[/] {text}", highlight=False)
+
+
+@messages_app.command("import")
+def messages_import(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    as_user: AsUser,
+) -> None:
+    """Import an EDXL-RM message (bare or in EDXL-DE) or a CAP alert, as this user."""
+    from atlaslink.messages import inbound
+
+    with handled(), unit_of_work() as session:
+        actor = _acting(session, as_user)
+        result = inbound.import_message(session, actor, path.read_bytes())
+    _schema_note(result.schema_validation)
+    where = f" ({result.request_reference})" if result.request_reference else ""
+    verb = "already imported, nothing changed" if result.duplicate else "imported"
+    out.print(f"{result.message_type} {result.message_id}: {verb}{where}: {result.outcome}")
+
+
+@messages_app.command("check")
+def messages_check(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+) -> None:
+    """Check a message against the schemas (ATLASLINK_SCHEMA_DIR) and rules; import nothing."""
+    from atlaslink.messages import inbound
+
+    with handled():
+        result = inbound.check_document(path.read_bytes())
+    _schema_note(result.schema_validation)
+    for e in result.errors:
+        err.print(f"  - {e['field']}: {e['message']}", highlight=False)
+    if not result.valid:
+        raise fail(f"not valid {result.kind}", 2)
+    out.print(f"valid {result.kind}")
+
+
+@partners_app.command("list")
+def partners_list(as_user: AsUser, page: Annotated[int, typer.Option(min=1)] = 1) -> None:
+    """Partners with their endpoints, subscriptions and outbox counts."""
+    from atlaslink.messages import service as messages
+
+    with handled(), unit_of_work() as session:
+        result = messages.list_partners(session, _acting(session, as_user), page=page, per_page=50)
+    table = Table(title=f"partners (page {result['page']} of {result['pages']})")
+    for col in ("code", "sender id", "reads as", "DE", "topics", "endpoints", "pending", "parked"):
+        table.add_column(col)
+    for p in result["items"]:
+        table.add_row(
+            p.code + ("" if p.active else " (inactive)"),
+            p.sender_id,
+            p.reads_as,
+            p.de_version,
+            ",".join(p.topics),
+            "\n".join(
+                f"{e.id} {e.kind} {e.target}" + ("" if e.active else " (off)") for e in p.endpoints
+            ),
+            str(p.pending),
+            str(p.parked),
+        )
+    out.print(table)
+
+
+@partners_app.command("add")
+def partners_add(
+    code: str,
+    name: str,
+    sender_id: Annotated[str, typer.Argument(help="Its EDXL-DE senderID / CAP sender.")],
+    as_user: AsUser,
+    unit: Annotated[str | None, typer.Option(help="Unit code: reads and is read as it.")] = None,
+    country: Annotated[str | None, typer.Option(help="Reads requests granted to it.")] = None,
+    observer: Annotated[bool, typer.Option(help="Reads requests granted to observers.")] = False,
+    de_version: Annotated[str, typer.Option(help="EDXL-DE version: 2.0 or 1.0.")] = "2.0",
+    topic: Annotated[
+        list[str] | None,
+        typer.Option(help="requests, answers, deployments, alerts (repeat; default: first 3)."),
+    ] = None,
+) -> None:
+    """Register a partner."""
+    from atlaslink.messages import schemas as mschemas
+    from atlaslink.messages import service as messages
+
+    with handled(), unit_of_work() as session:
+        fields: dict[str, object] = {
+            "code": code,
+            "name": name,
+            "sender_id": sender_id,
+            "unit_code": unit,
+            "country": country,
+            "observer": observer,
+            "de_version": de_version,
+        }
+        if topic:
+            fields["topics"] = topic
+        body = mschemas.PartnerCreate.model_validate(fields)
+        partner = messages.create_partner(session, _acting(session, as_user), body)
+        out.print(f"partner {partner.code} registered")
+
+
+@partners_app.command("endpoint")
+def partners_endpoint(
+    code: str,
+    kind: Annotated[str, typer.Argument(help="http or directory")],
+    target: Annotated[str, typer.Argument(help="URL, or an absolute folder path")],
+    as_user: AsUser,
+    secret: Annotated[str, typer.Option(help="HMAC key; generated when left out.")] = "",
+) -> None:
+    """Add an endpoint to a partner (the HMAC secret is printed once)."""
+    from atlaslink.messages import schemas as mschemas
+    from atlaslink.messages import service as messages
+
+    with handled(), unit_of_work() as session:
+        body = mschemas.EndpointCreate.model_validate(
+            {"kind": kind, "target": target, "secret": secret}
+        )
+        endpoint, key = messages.add_endpoint(session, _acting(session, as_user), code, body)
+        out.print(f"endpoint {endpoint.id} added to {code}")
+        if key and not secret:
+            out.print(f"HMAC secret (shown once): {key}", highlight=False, soft_wrap=True)
+
+
+@partners_app.command("disable-endpoint")
+def partners_disable_endpoint(code: str, endpoint_id: int, as_user: AsUser) -> None:
+    """Stop delivering to an endpoint (its messages wait until it is enabled again)."""
+    from atlaslink.messages import service as messages
+
+    with handled(), unit_of_work() as session:
+        messages.set_endpoint_active(session, _acting(session, as_user), code, endpoint_id, False)
+    out.print(f"endpoint {endpoint_id} of {code} disabled")
+
+
+@outbox_app.command("list")
+def outbox_list(
+    as_user: AsUser,
+    state: Annotated[str | None, typer.Option(help="pending, sent or parked")] = None,
+    partner: Annotated[str | None, typer.Option(help="A partner code.")] = None,
+    page: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Outbound messages, newest first, with their delivery state."""
+    from atlaslink.messages import service as messages
+
+    with handled(), unit_of_work() as session:
+        result = messages.list_outbox(
+            session,
+            _acting(session, as_user),
+            page=page,
+            per_page=50,
+            state=state,
+            partner=partner,
+        )
+    table = Table(
+        title=f"outbox (page {result['page']} of {result['pages']}, {result['total']} in all)"
+    )
+    for col in ("id", "state", "type", "partner", "request", "tries", "next / delivered", "error"):
+        table.add_column(col)
+    for m in result["items"]:
+        table.add_row(
+            str(m.id),
+            m.state,
+            m.message_type,
+            m.partner,
+            m.request_reference or "-",
+            str(m.attempts),
+            _when(m.delivered_at or m.next_attempt_at),
+            m.last_error[:60],
+        )
+    out.print(table)
+
+
+@outbox_app.command("retry")
+def outbox_retry(outbox_id: int, as_user: AsUser) -> None:
+    """Put a parked message back in line now."""
+    from atlaslink.messages import service as messages
+
+    with handled(), unit_of_work() as session:
+        m = messages.retry(session, _acting(session, as_user), outbox_id)
+        out.print(f"message {m.message_id} is pending again")
+
+
+@outbox_app.command("deliver")
+def outbox_deliver() -> None:
+    """Deliver what is due now (the worker and the server do this on every tick)."""
+    from atlaslink.messages import tasks as delivery
+
+    with handled(), progress_bar() as bar:
+        task = bar.add_task("delivering", total=None)
+        sent = delivery.deliver_messages(
+            unit_of_work, progress=lambda n: bar.advance(task, n), max_batches=10_000
+        )
+    out.print(f"delivered {sent} message(s)")
 
 
 def main() -> None:  # pragma: no cover - console entry point

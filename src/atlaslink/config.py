@@ -76,6 +76,24 @@ class Settings(BaseSettings):
     # Used in links inside e-mails.
     base_url: str = "http://127.0.0.1:8000"
 
+    # --- Standard messages (EDXL-RM, EDXL-DE, CAP) and their delivery --------------------
+    # A folder holding the official OASIS schemas (searched recursively for their file names,
+    # e.g. EDXL-RMRequestResource.xsd, edxl-de-v2.0-wd11.xsd, edxlde-1_0.xsd, CAP-v1.2.xsd).
+    # Without it, messages are still checked by the platform's own rules, and every output
+    # says that no schema validation took place.
+    schema_dir: Path | None = None
+    # This installation's name in message identifiers and as EDXL-DE senderID.
+    node_id: str = "atlaslink"
+    # Largest XML message accepted, in bytes, and the deepest element nesting.
+    max_xml_bytes: int = 1024 * 1024
+    max_xml_depth: int = 40
+    # Outbound delivery: tries before a message is parked, first back-off (doubling), HTTP
+    # timeout, and how far a signature's timestamp may be from the receiver's clock.
+    delivery_max_attempts: int = 8
+    delivery_backoff_seconds: float = 30.0
+    delivery_timeout_seconds: float = 10.0
+    delivery_batch: int = 200
+
 
 @lru_cache
 def get_settings() -> Settings:

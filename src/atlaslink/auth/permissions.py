@@ -31,6 +31,9 @@ class Permission(StrEnum):
     COUNTRY_RULES_READ = "country-rules:read"
     COUNTRY_RULES_EDIT = "country-rules:edit"  # any country
     COUNTRY_RULES_EDIT_OWN = "country-rules:edit-own"  # one's own country
+    # Standard messages: partners, their endpoints and subscriptions, the outbox and its
+    # delivery log (bodies hold request content, so not the platform admin's).
+    MESSAGES_MANAGE = "messages:manage"
 
 
 class Role(StrEnum):
@@ -71,6 +74,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.OPERATIONS_SUPERVISE,
             P.COUNTRY_RULES_READ,
             P.COUNTRY_RULES_EDIT,
+            P.MESSAGES_MANAGE,
         }
     ),
     # Heads a unit: decides its profile and who sees what. Imports only its own unit's rows.

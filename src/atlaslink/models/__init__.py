@@ -4,6 +4,13 @@ from atlaslink.models.audit import AuditEvent, AuditHead
 from atlaslink.models.auth import ApiToken, User, WebSession
 from atlaslink.models.base import Base, utcnow
 from atlaslink.models.capability import CapabilityEntry, CapabilityType, TaxonomyVersion
+from atlaslink.models.messages import (
+    DeliveryAttempt,
+    OutboxMessage,
+    Partner,
+    PartnerEndpoint,
+    StdMessage,
+)
 from atlaslink.models.network import (
     Country,
     Network,
@@ -44,6 +51,7 @@ __all__ = [
     "CapabilityType",
     "Country",
     "CountrySettings",
+    "DeliveryAttempt",
     "IdempotencyKey",
     "ManifestItem",
     "MovementRecord",
@@ -53,12 +61,16 @@ __all__ = [
     "Offer",
     "OfferLine",
     "OperationEvent",
+    "OutboxMessage",
+    "Partner",
+    "PartnerEndpoint",
     "RequestAddressee",
     "RequestGrant",
     "RequestLine",
     "RequestVersion",
     "SharingRule",
     "SharingTarget",
+    "StdMessage",
     "TaxonomyVersion",
     "TransportAsset",
     "Unit",

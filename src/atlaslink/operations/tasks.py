@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from atlaslink.auth.principal import SYSTEM
 from atlaslink.config import Settings, get_settings
+from atlaslink.messages import tasks as message_tasks
 from atlaslink.models import (
     AssistanceRequest,
     Notification,
@@ -275,6 +276,8 @@ def tick(
     with unit_of_work() as session:
         done["lapsed"] = lapse_due(session, at)
     done["emails"] = deliver_emails(unit_of_work, at, settings)
+    # Standard messages to partners (outbox written with the events; messages/tasks.py).
+    done["messages"] = message_tasks.deliver_messages(unit_of_work, now, settings)
     return done
 
 

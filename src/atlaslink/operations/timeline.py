@@ -85,6 +85,12 @@ def record(
         before=before,
         after=after if after is not None else {"request": req.reference, "summary": summary},
     )
+    # Standard messages for subscribed partners go to the outbox in this same transaction and
+    # are delivered after the commit (messages/outbox.py; imported here, not at the top, as
+    # it shapes messages through operations.views, which imports this module's callers).
+    from atlaslink.messages import outbox
+
+    outbox.on_event(session, req, event)
     if session.get_bind().dialect.name == "postgresql":
         # Delivered to listeners only when this transaction commits.
         session.execute(
