@@ -31,6 +31,13 @@ class Permission(StrEnum):
     COUNTRY_RULES_READ = "country-rules:read"
     COUNTRY_RULES_EDIT = "country-rules:edit"  # any country
     COUNTRY_RULES_EDIT_OWN = "country-rules:edit-own"  # one's own country
+    # The equipment pool. Which item a holder may see is decided per item by its audience
+    # (sharing/policy.rule_allows); loans are seen by the two units only.
+    EQUIPMENT_READ = "equipment:read"  # search the pool, item pages, calendars, export
+    EQUIPMENT_EDIT_OWN = "equipment:edit-own"  # own unit's items, sharing, maintenance, import
+    LOANS_REQUEST = "loans:request"  # ask another unit to lend an item to one's own unit
+    LOANS_DECIDE = "loans:decide"  # approve or decline loans of one's own unit's items
+    LOANS_HANDOVER = "loans:handover"  # record issue, transit, receipt, return, check
 
 
 class Role(StrEnum):
@@ -71,6 +78,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.OPERATIONS_SUPERVISE,
             P.COUNTRY_RULES_READ,
             P.COUNTRY_RULES_EDIT,
+            P.EQUIPMENT_READ,  # what units share with it; edits the categories (TAXONOMY_EDIT)
         }
     ),
     # Heads a unit: decides its profile and who sees what. Imports only its own unit's rows.
@@ -88,6 +96,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REQUESTS_RESPOND,
             P.DEPLOYMENTS_REPORT,
             P.COUNTRY_RULES_READ,
+            P.EQUIPMENT_READ,
+            P.EQUIPMENT_EDIT_OWN,
+            P.LOANS_REQUEST,
+            P.LOANS_DECIDE,
+            P.LOANS_HANDOVER,
         }
     ),
     # The 24/7 desk: keeps readiness current, raises and answers requests; cannot change sharing.
@@ -102,6 +115,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REQUESTS_RESPOND,
             P.DEPLOYMENTS_REPORT,
             P.COUNTRY_RULES_READ,
+            # Asks for equipment and hands it over; lending decisions are the commander's.
+            P.EQUIPMENT_READ,
+            P.LOANS_REQUEST,
+            P.LOANS_HANDOVER,
         }
     ),
     # Ministry or police HQ: raises requests for its country and is its national gate.
@@ -115,11 +132,19 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REQUESTS_APPROVE,
             P.COUNTRY_RULES_READ,
             P.COUNTRY_RULES_EDIT_OWN,
+            P.EQUIPMENT_READ,
         }
     ),
     # Reads what is shared with observers; sees a request only when granted.
     Role.OBSERVER: frozenset(
-        {P.UNITS_READ, P.REGISTRY_EXPORT, P.TOKENS_OWN, P.REQUESTS_READ, P.COUNTRY_RULES_READ}
+        {
+            P.UNITS_READ,
+            P.REGISTRY_EXPORT,
+            P.TOKENS_OWN,
+            P.REQUESTS_READ,
+            P.COUNTRY_RULES_READ,
+            P.EQUIPMENT_READ,
+        }
     ),
 }
 

@@ -4,6 +4,17 @@ from atlaslink.models.audit import AuditEvent, AuditHead
 from atlaslink.models.auth import ApiToken, User, WebSession
 from atlaslink.models.base import Base, utcnow
 from atlaslink.models.capability import CapabilityEntry, CapabilityType, TaxonomyVersion
+from atlaslink.models.equipment import (
+    EquipmentCalendarFeed,
+    EquipmentCategory,
+    EquipmentCategoryVersion,
+    EquipmentItem,
+    EquipmentLoan,
+    EquipmentLoanEvent,
+    EquipmentPhoto,
+    EquipmentReservation,
+    EquipmentShareTarget,
+)
 from atlaslink.models.network import (
     Country,
     Network,
@@ -44,6 +55,15 @@ __all__ = [
     "CapabilityType",
     "Country",
     "CountrySettings",
+    "EquipmentCalendarFeed",
+    "EquipmentCategory",
+    "EquipmentCategoryVersion",
+    "EquipmentItem",
+    "EquipmentLoan",
+    "EquipmentLoanEvent",
+    "EquipmentPhoto",
+    "EquipmentReservation",
+    "EquipmentShareTarget",
     "IdempotencyKey",
     "ManifestItem",
     "MovementRecord",
