@@ -424,12 +424,20 @@ def search(
         viewer.require(Permission.EQUIPMENT_READ)
     offset, limit = page_bounds(page, per_page)
     rows, total = repo.search_page(session, viewer, s, utcnow(), offset, limit)
+    # Sharing settings are shown to the owning unit only: load them for its items alone.
+    owned = [item.id for item, *_ in rows if policy.is_owner(viewer, item.unit_id)]
+    targets = repo.targets_of(session, owned)
+    listed_units = repo.units_by_ids(
+        session, sorted({t.unit_id for ts in targets.values() for t in ts if t.unit_id})
+    )
     items = [
         views.item_out(
             viewer,
             item,
             unit,
             cat,
+            targets=targets.get(item.id, ()),
+            units=listed_units,
             distance_km=d,
             eta_hours=e,
             actions=item_actions(viewer, item),

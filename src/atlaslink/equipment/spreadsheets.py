@@ -336,20 +336,8 @@ def export_rows(session: Session, viewer: Principal, s: Search) -> list[list[Any
     page = 1
     while True:
         result = service.search(session, viewer, s, page, 500)
-        ids = [i.id for i in result["items"]]
-        targets = repo.targets_of(session, ids)
-        units = repo.units_by_ids(
-            session, sorted({t.unit_id for ts in targets.values() for t in ts if t.unit_id})
-        )
         for item in result["items"]:
             sharing = item.sharing
-            if sharing is not None and targets[item.id]:
-                # item_out from search carries no targets; fill them in for the owner.
-                sharing = schemas.Sharing.model_construct(
-                    audience=sharing.audience,
-                    countries=sorted(t.country_iso2 for t in targets[item.id] if t.country_iso2),
-                    units=sorted(units[t.unit_id].code for t in targets[item.id] if t.unit_id),
-                )
             out.append(
                 [
                     item.unit.code,

@@ -55,6 +55,7 @@ STEP_SIDE: Mapping[LoanStatus, str] = {
     L.REPAIR: "owner",
     L.LOST: "either",
     L.DESTROYED: "either",
+    L.EXPIRED: "system",
 }
 
 # Steps that hand the item from one side to the other: they record condition and signatures.
