@@ -77,6 +77,8 @@ def allowed_steps(viewer: Principal, loan: EquipmentLoan) -> list[str]:
         # Cancelling is also the owner's (a reserved loan it can no longer honour).
         perm = _step_permission(target)
         if target is L.CANCELLED and side == "owner":
+            if loan.status == L.REQUESTED.value:
+                continue  # the owner declines a request; it cancels only a reserved loan
             perm = Permission.LOANS_DECIDE
         if side == "system" or viewer.can(perm):
             out.append(target.value)

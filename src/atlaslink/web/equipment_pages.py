@@ -19,6 +19,7 @@ from atlaslink.equipment.endpoints import XLSX, next_week_window
 from atlaslink.equipment.places import PLACES
 from atlaslink.equipment.states import ACTION_LABELS, CONDITIONS, HANDOVERS, LABELS, PURPOSES
 from atlaslink.errors import DomainError, Invalid
+from atlaslink.models import Unit
 from atlaslink.sharing.policy import AUDIENCE_LABELS, Audience
 from atlaslink.web.deps import DB, Page
 from atlaslink.web.forms import check_csrf, redirect
@@ -90,6 +91,7 @@ def search_page(
     p: Annotated[int, Query(alias="page", ge=1)] = 1,
 ) -> Response:
     page.principal.require(Permission.EQUIPMENT_READ)
+    own = db.get(Unit, page.principal.unit_id) if page.principal.unit_id else None
     form = dict(request.query_params)
     errors: list[dict[str, Any]] = []
     result: dict[str, Any] | None = None
@@ -113,6 +115,8 @@ def search_page(
             available_to=end,
             air_transportable=True if air_transportable else None,
             no_vehicle_needed=bool(no_vehicle_needed),
+            # One's own inventory lists items in repair or retired too.
+            include_out_of_service=own is not None and unit.strip().upper() == own.code,
             session=db,
         )
         result = service.search(db, page.principal, s, p, 25)
@@ -121,6 +125,7 @@ def search_page(
     return render(
         request,
         "equipment_search.html",
+        own_code=own.code if own else None,
         result=result,
         form=form,
         errors=errors,
