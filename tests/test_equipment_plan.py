@@ -219,8 +219,40 @@ def test_page_forms_need_the_csrf_token(pages_as, db: Session) -> None:  # type:
     )
     assert r.status_code == 303 and "/equipment/loans/" in r.headers["location"]
     assert db.scalar(select(EquipmentLoan.id).where(EquipmentLoan.item_id == item.id))
-    for path in ("/equipment", "/equipment/loans", "/equipment/calendar", "/equipment/transfer"):
+    for path in (
+        "/equipment",
+        "/equipment/loans",
+        "/equipment/calendar",
+        "/equipment/transfer",
+        "/equipment/categories",
+    ):
         assert de.get(path).status_code == 200, path
     commander = pages_as("commander.at")
     assert commander.get("/equipment/new").status_code == 200
     assert commander.get(f"/equipment/{item.id}/edit").status_code == 200
+
+
+def test_the_support_office_edits_categories_from_the_page(pages_as) -> None:  # type: ignore[no-untyped-def]
+    support = pages_as("support")
+    page = support.get("/equipment/categories")
+    assert page.status_code == 200 and "Counter-drone systems" in page.text
+    r = support.post(
+        "/equipment/categories",
+        data={
+            "code": "hydraulic_rescue",
+            "name": "Hydraulic rescue sets",
+            "csrf_token": csrf_of(page.text),
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert "Hydraulic rescue sets" in support.get("/equipment/categories").text
+    duty = pages_as("duty.de")
+    page = duty.get("/equipment/categories")
+    assert "Add a category" not in page.text
+    r = duty.post(
+        "/equipment/categories",
+        data={"code": "x_y", "name": "Nope", "csrf_token": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 403

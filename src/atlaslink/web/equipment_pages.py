@@ -373,6 +373,70 @@ def revoke_feed(
     return redirect("/equipment/calendar?saved=Feed+revoked")
 
 
+# --- categories (the support office edits them as data) -------------------------------------
+
+
+@router.get("/equipment/categories", response_class=HTMLResponse)
+def categories_page(request: Request, page: Page, db: DB) -> Response:
+    page.principal.require(Permission.EQUIPMENT_READ)
+    return render(
+        request,
+        "equipment_categories.html",
+        cats=service.categories(db, include_retired=True),
+        flash=request.query_params.get("saved"),
+        errors=[],
+    )
+
+
+@router.post("/equipment/categories")
+def categories_add(
+    request: Request,
+    page: Page,
+    db: DB,
+    csrf_token: Annotated[str, Form()] = "",
+    code: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(page, csrf_token)
+    try:
+        service.create_category(
+            db,
+            page.principal,
+            schemas.CategoryCreate(code=code.strip(), name=name.strip(), description=description),
+        )
+    except ValidationError as exc:
+        errors = _validation_errors(exc)
+    except DomainError as exc:
+        if exc.status == 403:
+            raise
+        errors = [{"message": exc.detail}]
+    else:
+        return redirect("/equipment/categories?saved=Category+added")
+    return render(
+        request,
+        "equipment_categories.html",
+        422,
+        cats=service.categories(db, include_retired=True),
+        errors=errors,
+    )
+
+
+@router.post("/equipment/categories/{code}/retire")
+def categories_retire(
+    code: str,
+    page: Page,
+    db: DB,
+    csrf_token: Annotated[str, Form()] = "",
+    retired: Annotated[str, Form()] = "1",
+) -> Response:
+    check_csrf(page, csrf_token)
+    service.update_category(
+        db, page.principal, code, schemas.CategoryUpdate(retired=retired == "1")
+    )
+    return redirect("/equipment/categories?saved=Saved")
+
+
 # --- import and export ------------------------------------------------------------------------
 
 
