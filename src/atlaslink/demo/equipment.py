@@ -45,6 +45,14 @@ _AUDIENCES = (
 )
 ITEMS_PER_UNIT = 7
 LOANS = 14
+_DEMO_PAIRS = (
+    ("AT-ADLER", "DE-FALKE"),
+    ("DE-FALKE", "AT-ADLER"),
+    ("NL-REIGER", "DE-FALKE"),
+    ("AT-ADLER", "NL-REIGER"),
+    ("DE-FALKE", "NL-REIGER"),
+    ("NL-REIGER", "AT-ADLER"),
+)
 
 
 def unit_principal(unit: Unit, role: Role = Role.UNIT_COMMANDER) -> Principal:
@@ -145,8 +153,18 @@ def _loans(
     shared = [(i, u) for i, u in made if i.audience == Audience.NETWORK.value]
     now = utcnow().replace(minute=0, second=0, microsecond=0)
     handover = {"condition": "good", "signed_owner": "Demo lender", "signed_borrower": "Demo"}
-    for n, (item, owner) in enumerate(rng.sample(shared, LOANS)):
-        borrower = rng.choice([u for u in units if u.id != owner.id])
+    by_code = {u.code: u for u in units}
+    # The first loans are between the units that have demo log-ins, so they show up there.
+    pairs = [(by_code[a], by_code[b]) for a, b in _DEMO_PAIRS if a in by_code and b in by_code]
+    picks: list[tuple[EquipmentItem, Unit, Unit]] = []
+    for owner, borrower in pairs:
+        own = [i for i, u in shared if u.id == owner.id and i.id not in {p[0].id for p in picks}]
+        if own:
+            picks.append((own[0], owner, borrower))
+    for item, owner in rng.sample(shared, LOANS - len(picks)):
+        if item.id not in {p[0].id for p in picks}:
+            picks.append((item, owner, rng.choice([u for u in units if u.id != owner.id])))
+    for n, (item, owner, borrower) in enumerate(picks):
         start = now + timedelta(days=rng.randint(2, 40))
         try:
             loan = loans.request_loan(

@@ -62,13 +62,31 @@ def _step_permission(target: LoanStatus) -> Permission:
     return Permission.LOANS_HANDOVER
 
 
+# The order of the buttons: the way forward first, exits last.
+_STEP_ORDER = (
+    L.RESERVED,
+    L.ISSUED,
+    L.IN_TRANSIT,
+    L.ON_LOAN,
+    L.RETURNED,
+    L.CHECKED,
+    L.REPAIR,
+    L.DECLINED,
+    L.CANCELLED,
+    L.EXPIRED,
+    L.LOST,
+    L.DESTROYED,
+)
+
+
 def allowed_steps(viewer: Principal, loan: EquipmentLoan) -> list[str]:
     """The moves ``viewer`` may make now (shown as buttons and as ``actions`` in the API)."""
     side = policy.loan_side(viewer, loan)
     if side is None:
         return []
     out = []
-    for target in sorted(LOAN_TRANSITIONS.get(L(loan.status), frozenset())):
+    moves = LOAN_TRANSITIONS.get(L(loan.status), frozenset())
+    for target in (t for t in _STEP_ORDER if t in moves):
         if target is L.EXPIRED and side != "system":
             continue  # the background job's move
         who = STEP_SIDE[target]
