@@ -256,3 +256,44 @@ def test_the_support_office_edits_categories_from_the_page(pages_as) -> None:  #
         follow_redirects=False,
     )
     assert r.status_code == 403
+
+
+def test_search_by_distance_road_time_and_transport(api_as, db: Session) -> None:  # type: ignore[no-untyped-def]
+    for unit, air, weight in (
+        ("AT-ADLER", True, 40),
+        ("DE-FALKE", True, 900),
+        ("NL-REIGER", False, 40),
+    ):
+        service.register_item(
+            db,
+            SYSTEM,
+            schemas.ItemCreate(
+                ref=f"GEO-{unit}",
+                category="cbrn_detector",
+                model=f"GEOTEST {unit}",
+                unit=unit,
+                air_transportable=air,
+                weight_kg=weight,
+                sharing=schemas.Sharing(audience="network"),  # type: ignore[arg-type]
+            ),
+        )
+    db.commit()
+    fr = api_as("duty.fr")
+
+    def found(**params) -> list[str]:  # type: ignore[no-untyped-def]
+        r = fr.get("/api/v1/equipment", params={"q": "geotest", **params})
+        assert r.status_code == 200, r.text
+        return [i["unit"]["code"] for i in r.json()["items"]]
+
+    # Vienna-Berlin is about 524 km; Vienna-The Hague about 930 km. Nearest first.
+    assert found(near="vienna", max_km=800) == ["AT-ADLER", "DE-FALKE"]
+    # Road: 524 km x 1.3 / 75 km/h = 9.1 h, plus 0.5 h for the AT-DE border.
+    assert found(near="vienna", max_eta_hours=9.4) == ["AT-ADLER"]
+    assert found(near="vienna", max_eta_hours=9.8) == ["AT-ADLER", "DE-FALKE"]
+    assert found(latitude=48.2082, longitude=16.3738, max_km=50) == ["AT-ADLER"]
+    assert found(near="vienna", air_transportable=True) == ["AT-ADLER", "DE-FALKE"]
+    assert found(near="vienna", max_weight_kg=100) == ["AT-ADLER", "NL-REIGER"]
+    page = fr.get("/api/v1/equipment", params={"q": "geotest", "per_page": 1, "page": 2}).json()
+    assert page["total"] == 3 and page["pages"] == 3 and len(page["items"]) == 1
+    item = fr.get("/api/v1/equipment", params={"q": "geotest", "near": "vienna"}).json()["items"][1]
+    assert 500 < item["distance_km"] < 550 and 9.3 < item["eta_hours"] < 9.8
