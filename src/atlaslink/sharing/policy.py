@@ -256,11 +256,10 @@ def load_agreements(session: Session, unit_ids: Iterable[int]) -> dict[int, Agre
 
 
 def rule_allows(viewer: Principal, owner_unit_id: int, rule: Rule) -> bool:
-    """May ``viewer`` see a record of ``owner_unit_id`` shared under ``rule``?"""
-    return can_see(viewer, Agreement(owner_unit_id, {FieldGroup.EXISTENCE: rule}), G_RECORD)
-
-
-G_RECORD = FieldGroup.EXISTENCE
+    """May ``viewer`` see a record of ``owner_unit_id`` shared under ``rule``? (The record's
+    rule stands in for a group of an agreement, so ``can_see`` decides it.)"""
+    group = FieldGroup.EXISTENCE
+    return can_see(viewer, Agreement(owner_unit_id, {group: rule}), group)
 
 
 def sql_rule_allows(
