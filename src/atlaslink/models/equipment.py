@@ -101,8 +101,11 @@ class EquipmentShareTarget(Base):
     item_id: Mapped[int] = mapped_column(
         ForeignKey("equipment_items.id", ondelete="CASCADE"), index=True
     )
-    country_iso2: Mapped[str | None] = mapped_column(ForeignKey("countries.iso2"))
-    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"))
+    # Indexed: the "listed" audience is looked up by the viewer's country or unit.
+    country_iso2: Mapped[str | None] = mapped_column(ForeignKey("countries.iso2"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("units.id", ondelete="CASCADE"), index=True
+    )
 
 
 class EquipmentReservation(Base):

@@ -201,7 +201,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("equipment_share_targets", schema=None) as batch_op:
         batch_op.create_index(
+            batch_op.f("ix_equipment_share_targets_country_iso2"), ["country_iso2"], unique=False
+        )
+        batch_op.create_index(
             batch_op.f("ix_equipment_share_targets_item_id"), ["item_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_equipment_share_targets_unit_id"), ["unit_id"], unique=False
         )
 
     op.create_table(
@@ -381,7 +387,9 @@ def downgrade() -> None:
 
     op.drop_table("equipment_loan_events")
     with op.batch_alter_table("equipment_share_targets", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_equipment_share_targets_unit_id"))
         batch_op.drop_index(batch_op.f("ix_equipment_share_targets_item_id"))
+        batch_op.drop_index(batch_op.f("ix_equipment_share_targets_country_iso2"))
 
     op.drop_table("equipment_share_targets")
     with op.batch_alter_table("equipment_loans", schema=None) as batch_op:
