@@ -67,15 +67,27 @@ ORDER BY i.id LIMIT 50
 
 @contextmanager
 def benchmark_lock(who: str, expected_seconds: float, wait_minutes: float) -> Iterator[None]:
-    """Wait while another benchmark holds the lock file (poll every 30 s), then hold it."""
+    """Wait while another benchmark holds the lock file (poll every 5 s), then hold it.
+
+    The file is created with O_EXCL, so two waiting benchmarks never both take it."""
     deadline = time.monotonic() + wait_minutes * 60
-    while LOCK.exists():
-        if time.monotonic() > deadline:
-            sys.exit(f"{LOCK} still exists after {wait_minutes:g} min: another benchmark runs")
-        print(f"# waiting: {LOCK} exists ({LOCK.read_text().strip()})", file=sys.stderr)
-        time.sleep(30)
-    end = datetime.now(UTC) + timedelta(seconds=expected_seconds)
-    LOCK.write_text(f"{who} until about {end:%Y-%m-%d %H:%M:%S} UTC\n")
+    last_note = 0.0
+    while True:
+        end = datetime.now(UTC) + timedelta(seconds=expected_seconds)
+        try:
+            fd = os.open(LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if time.monotonic() > deadline:
+                sys.exit(f"{LOCK} still exists after {wait_minutes:g} min: another benchmark runs")
+            if time.monotonic() - last_note > 60:
+                holder = LOCK.read_text().strip() if LOCK.exists() else "?"
+                print(f"# waiting: {LOCK} exists ({holder})", file=sys.stderr)
+                last_note = time.monotonic()
+            time.sleep(5)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{who} until about {end:%Y-%m-%d %H:%M:%S} UTC\n")
+        break
     try:
         yield
     finally:
