@@ -166,6 +166,10 @@ def demo(
             bar.update(task, description="loading country rules and a live exercise")
             seed.load_rules(session)
             seed.load_operation(session)
+            from atlaslink.demo.equipment import load_equipment
+
+            bar.update(task, description="loading the equipment pool")
+            load_equipment(session)
     # Plain lines, never a table: credentials must not be truncated by a narrow terminal.
     out.print("[bold]Demo log-ins[/] (fictional data; add the TOTP secret to an authenticator app)")
     for a in accounts:
@@ -967,3 +971,12 @@ def main() -> None:  # pragma: no cover - console entry point
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+
+# The equipment pool's commands live with their domain (equipment/cli.py) and register on
+# this sub-app; imported last because they use the helpers above.
+equipment_app = typer.Typer(
+    help="The equipment pool (inventory, search, import, export).", no_args_is_help=True
+)
+app.add_typer(equipment_app, name="equipment")
+import atlaslink.equipment.cli  # noqa: E402, F401

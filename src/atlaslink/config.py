@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     live_recheck_seconds: float = 30.0
     live_poll_seconds: float = 0.25
 
+    # --- Equipment pool ------------------------------------------------------------------------
+    # Largest photo attached to a handover or return record (JPEG or PNG, stored in the DB).
+    equipment_photo_max_bytes: int = 2 * 1024 * 1024
+    # Maintenance due within this many days is announced to the owning unit (once per date).
+    equipment_maintenance_notice_days: int = 14
+    # Longest loan or maintenance window that may be booked in one go, in days.
+    equipment_max_period_days: int = 366
+
     # --- E-mail (notifications) --------------------------------------------------------------
     smtp_host: str | None = None
     smtp_port: int = 25

@@ -34,6 +34,13 @@ class Permission(StrEnum):
     # Standard messages: partners, their endpoints and subscriptions, the outbox and its
     # delivery log (bodies hold request content, so not the platform admin's).
     MESSAGES_MANAGE = "messages:manage"
+    # The equipment pool. Which item a holder may see is decided per item by its audience
+    # (sharing/policy.rule_allows); loans are seen by the two units only.
+    EQUIPMENT_READ = "equipment:read"  # search the pool, item pages, calendars, export
+    EQUIPMENT_EDIT_OWN = "equipment:edit-own"  # own unit's items, sharing, maintenance, import
+    LOANS_REQUEST = "loans:request"  # ask another unit to lend an item to one's own unit
+    LOANS_DECIDE = "loans:decide"  # approve or decline loans of one's own unit's items
+    LOANS_HANDOVER = "loans:handover"  # record issue, transit, receipt, return, check
 
 
 class Role(StrEnum):
@@ -75,6 +82,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.COUNTRY_RULES_READ,
             P.COUNTRY_RULES_EDIT,
             P.MESSAGES_MANAGE,
+            P.EQUIPMENT_READ,  # what units share with it; edits the categories (TAXONOMY_EDIT)
         }
     ),
     # Heads a unit: decides its profile and who sees what. Imports only its own unit's rows.
@@ -92,6 +100,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REQUESTS_RESPOND,
             P.DEPLOYMENTS_REPORT,
             P.COUNTRY_RULES_READ,
+            P.EQUIPMENT_READ,
+            P.EQUIPMENT_EDIT_OWN,
+            P.LOANS_REQUEST,
+            P.LOANS_DECIDE,
+            P.LOANS_HANDOVER,
         }
     ),
     # The 24/7 desk: keeps readiness current, raises and answers requests; cannot change sharing.
@@ -106,6 +119,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REQUESTS_RESPOND,
             P.DEPLOYMENTS_REPORT,
             P.COUNTRY_RULES_READ,
+            # Asks for equipment and hands it over; lending decisions are the commander's.
+            P.EQUIPMENT_READ,
+            P.LOANS_REQUEST,
+            P.LOANS_HANDOVER,
         }
     ),
     # Ministry or police HQ: raises requests for its country and is its national gate.
@@ -119,11 +136,19 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REQUESTS_APPROVE,
             P.COUNTRY_RULES_READ,
             P.COUNTRY_RULES_EDIT_OWN,
+            P.EQUIPMENT_READ,
         }
     ),
     # Reads what is shared with observers; sees a request only when granted.
     Role.OBSERVER: frozenset(
-        {P.UNITS_READ, P.REGISTRY_EXPORT, P.TOKENS_OWN, P.REQUESTS_READ, P.COUNTRY_RULES_READ}
+        {
+            P.UNITS_READ,
+            P.REGISTRY_EXPORT,
+            P.TOKENS_OWN,
+            P.REQUESTS_READ,
+            P.COUNTRY_RULES_READ,
+            P.EQUIPMENT_READ,
+        }
     ),
 }
 

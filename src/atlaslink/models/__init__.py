@@ -4,6 +4,17 @@ from atlaslink.models.audit import AuditEvent, AuditHead
 from atlaslink.models.auth import ApiToken, User, WebSession
 from atlaslink.models.base import Base, utcnow
 from atlaslink.models.capability import CapabilityEntry, CapabilityType, TaxonomyVersion
+from atlaslink.models.equipment import (
+    EquipmentCalendarFeed,
+    EquipmentCategory,
+    EquipmentCategoryVersion,
+    EquipmentItem,
+    EquipmentLoan,
+    EquipmentLoanEvent,
+    EquipmentPhoto,
+    EquipmentReservation,
+    EquipmentShareTarget,
+)
 from atlaslink.models.messages import (
     DeliveryAttempt,
     OutboxMessage,
@@ -52,6 +63,15 @@ __all__ = [
     "Country",
     "CountrySettings",
     "DeliveryAttempt",
+    "EquipmentCalendarFeed",
+    "EquipmentCategory",
+    "EquipmentCategoryVersion",
+    "EquipmentItem",
+    "EquipmentLoan",
+    "EquipmentLoanEvent",
+    "EquipmentPhoto",
+    "EquipmentReservation",
+    "EquipmentShareTarget",
     "IdempotencyKey",
     "ManifestItem",
     "MovementRecord",

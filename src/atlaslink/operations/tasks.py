@@ -275,6 +275,10 @@ def tick(
         done["escalated"] = escalate_due(session, at)
     with unit_of_work() as session:
         done["lapsed"] = lapse_due(session, at)
+    with unit_of_work() as session:
+        from atlaslink.equipment import tasks as equipment_tasks
+
+        done.update(equipment_tasks.tick(session, at))
     done["emails"] = deliver_emails(unit_of_work, at, settings)
     # Standard messages to partners (outbox written with the events; messages/tasks.py).
     done["messages"] = message_tasks.deliver_messages(unit_of_work, now, settings)

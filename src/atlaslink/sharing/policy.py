@@ -11,7 +11,7 @@ so a group shared with listed countries is also visible to the support office, a
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -247,3 +247,40 @@ def load_agreements(session: Session, unit_ids: Iterable[int]) -> dict[int, Agre
             units=frozenset(units[rule_id]) if rule_id in units else empty,
         )
     return {i: Agreement(unit_id=i, rules=by_unit[i]) for i in ids}
+
+
+# --- one rule for a whole record (equipment items) ------------------------------------------
+# Items of the equipment pool carry one audience each (the same audiences as a unit's field
+# groups), decided here with the same rule as can_see/sql_can_see, so the pool cannot drift
+# from the registry's sharing.
+
+
+def rule_allows(viewer: Principal, owner_unit_id: int, rule: Rule) -> bool:
+    """May ``viewer`` see a record of ``owner_unit_id`` shared under ``rule``? (The record's
+    rule stands in for a group of an agreement, so ``can_see`` decides it.)"""
+    group = FieldGroup.EXISTENCE
+    return can_see(viewer, Agreement(owner_unit_id, {group: rule}), group)
+
+
+def sql_rule_allows(
+    viewer: Principal,
+    *,
+    owner_unit_id: ColumnElement[int] | InstrumentedAttribute[int],
+    audience: ColumnElement[str] | InstrumentedAttribute[str],
+    listed: Callable[[str | None, int | None], ColumnElement[bool]],
+) -> ColumnElement[bool]:
+    """:func:`rule_allows` as a SQL condition on a record's owner and audience columns.
+
+    ``listed(country, unit_id)`` builds the condition "the record lists this country or this
+    unit" (either may be ``None``: then it must not match on it)."""
+    options: list[ColumnElement[bool]] = []
+    open_audiences = _open_audiences(viewer)
+    if open_audiences:
+        options.append(audience.in_(sorted(open_audiences)))
+    if _may_be_listed(viewer) and (viewer.country is not None or viewer.unit_id is not None):
+        options.append(
+            and_(audience == Audience.LISTED.value, listed(viewer.country, viewer.unit_id))
+        )
+    if viewer.kind == "user" and viewer.unit_id is not None:
+        options.append(owner_unit_id == viewer.unit_id)
+    return or_(*options) if options else false()

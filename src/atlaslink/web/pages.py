@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from atlaslink.web.admin_pages import router as admin_router
 from atlaslink.web.auth_pages import router as auth_router
+from atlaslink.web.equipment_pages import router as equipment_router
 from atlaslink.web.inbox_pages import router as inbox_router
 from atlaslink.web.live_pages import router as live_router
 from atlaslink.web.messages_pages import router as messages_router
@@ -24,3 +25,4 @@ router.include_router(inbox_router)
 router.include_router(rules_router)
 router.include_router(live_router)
 router.include_router(messages_router)
+router.include_router(equipment_router)
