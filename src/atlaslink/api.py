@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from atlaslink.audit.endpoints import router as audit_router
 from atlaslink.auth.endpoints import router as auth_router
-from atlaslink.messages.endpoints import router as messages_router
 from atlaslink.equipment.endpoints import router as equipment_router
+from atlaslink.messages.endpoints import router as messages_router
 from atlaslink.operations.endpoints import notifications_router
 from atlaslink.operations.endpoints import router as requests_router
 from atlaslink.operations.rules_endpoints import router as rules_router
