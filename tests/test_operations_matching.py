@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from atlaslink.audit.service import read_ledger
 from atlaslink.auth.permissions import Role
-from atlaslink.auth.principal import MATCHING_ENGINE, Principal
+from atlaslink.auth.principal import MATCHING_ENGINE, SYSTEM, Principal
 from atlaslink.config import Settings, get_settings
 from atlaslink.models import (
     AssistanceRequest,
@@ -42,8 +42,10 @@ from atlaslink.models import (
 )
 from atlaslink.operations import geography, matching
 from atlaslink.operations.matching import Candidate, Ranking
+from atlaslink.registry import service as registry_service
+from atlaslink.registry.schemas import SharingAgreementIO, SharingRuleIO
 from atlaslink.sharing import matching_groups
-from atlaslink.sharing.policy import FieldGroup, load_agreements, visible_groups
+from atlaslink.sharing.policy import Audience, FieldGroup, load_agreements, visible_groups
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -619,6 +621,42 @@ def test_own_unit_only_data_never_counts(world: World, db: Session) -> None:
     req, line = world.request(min_level=0)
     c = candidate(world.rank(req, line), code("NOLEVEL"))
     assert factor(c, "level").verdict == "weak"
+
+
+def test_a_sharing_change_through_the_registry_changes_the_next_ranking(
+    world: World, db: Session
+) -> None:
+    unit = world.unit("CHANGE", "BE", ANTWERP, level=3)
+    world.unit("OTHER", "DE", MUNICH)
+    req, line = world.request(min_level=2)
+    assert world.order(world.rank(req, line)) == [code("CHANGE"), code("OTHER", "DE")]
+
+    def share(**audiences: str) -> None:
+        rules = {
+            g: SharingRuleIO(audience=Audience(audiences.get(g.value, "network")))
+            for g in FieldGroup
+        }
+        registry_service.set_sharing(db, SYSTEM, unit.id, SharingAgreementIO(rules=rules))
+
+    share(level="own_unit")
+    r = world.rank(req, line)
+    assert world.order(r) == [code("OTHER", "DE")]
+    assert world.excluded(r) == {
+        code("CHANGE"): [
+            "level not shared with the matching engine, so the minimum level 2 cannot be checked"
+        ]
+    }
+    share(level="matching")  # counts again, and is never shown
+    r = world.rank(req, line)
+    assert world.order(r) == [code("CHANGE"), code("OTHER", "DE")]
+    assert "level" not in candidate(r, code("CHANGE")).shown
+    assert "3" not in factor(candidate(r, code("CHANGE")), "level").text
+    before = r.not_considered
+    share(existence="own_unit")
+    r = world.rank(req, line)
+    assert world.order(r) == [code("OTHER", "DE")] and world.excluded(r) == {}
+    assert r.not_considered == before + 1
+    assert code("CHANGE") not in r.model_dump_json()
 
 
 def test_excluded_units_are_named_only_to_viewers_who_may_know_the_capability(

@@ -547,7 +547,18 @@ def _mentions(column: ColumnElement[Any], codes: Sequence[str]) -> ColumnElement
     same SQL runs on SQLite and PostgreSQL and no JSON is decoded per row)."""
     if not codes:
         return false()
-    return or_(*(column.contains(f'"{c}"', autoescape=True) for c in sorted(codes)))
+    # Each pattern in the SQL text (the statement is cached per set of codes anyway): a pattern
+    # PostgreSQL knows when planning is compiled once, a parameter once per row.
+    return or_(
+        *(
+            column.like(bindparam(None, f'%"{_like_escape(c)}"%', literal_execute=True), "/")
+            for c in sorted(codes)
+        )
+    )
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 # Stands for "no such way of travelling" inside LEAST/min, which must not see NULLs.
@@ -632,16 +643,12 @@ def _candidate_statement(dialect: str, native: tuple[str, ...], english: bool) -
     """
     pg = dialect == "postgresql"
     min_level = _param("min_level", Integer)
-    air = (
-        select(
-            TransportAsset.unit_id.label("unit_id"),
-            func.max(case((TransportAsset.kind == "aircraft", 1), else_=0)).label("plane"),
-            func.max(case((TransportAsset.kind == "helicopter", 1), else_=0)).label("heli"),
-        )
-        .where(TransportAsset.kind.in_(("aircraft", "helicopter")))
-        .group_by(TransportAsset.unit_id)
-        .subquery("air")
-    )
+    e, u = CapabilityEntry, Unit
+
+    def has_air(kind: str) -> Any:
+        # A hashed subplan: one set of unit ids per kind, probed per row.
+        return e.unit_id.in_(select(TransportAsset.unit_id).where(TransportAsset.kind == kind))
+
     deployed = (
         select(Offer.unit_id.label("unit_id"), func.count(Offer.id).label("n"))
         .join(AssistanceRequest, AssistanceRequest.id == Offer.request_id)
@@ -653,7 +660,6 @@ def _candidate_statement(dialect: str, native: tuple[str, ...], english: bool) -
         .group_by(Offer.unit_id)
         .subquery("deployed")
     )
-    e, u = CapabilityEntry, Unit
     groups = u.matching_groups
     transport = _has(groups, G.TRANSPORT)
     # Pass 1: every entry, with what the engine may use of it (hidden: NULL, or the default).
@@ -671,8 +677,8 @@ def _candidate_statement(dialect: str, native: tuple[str, ...], english: bool) -
             e.may_carry_arms_abroad.label("arms"),
             e.may_carry_explosives_abroad.label("explosives"),
             e.confirmed_on.label("confirmed_on"),
-            case((transport, func.coalesce(air.c.plane, 0)), else_=0).label("plane"),
-            case((transport, func.coalesce(air.c.heli, 0)), else_=0).label("heli"),
+            case((and_(transport, has_air("aircraft")), 1), else_=0).label("plane"),
+            case((and_(transport, has_air("helicopter")), 1), else_=0).label("heli"),
             func.coalesce(deployed.c.n, 0).label("committed"),
             _distance_km(dialect, u).label("dist"),
             _language_points_sql(u, native, english).label("lang"),
@@ -680,7 +686,6 @@ def _candidate_statement(dialect: str, native: tuple[str, ...], english: bool) -
         )
         .select_from(e)
         .join(u, u.id == e.unit_id)
-        .outerjoin(air, air.c.unit_id == e.unit_id)
         .outerjoin(deployed, deployed.c.unit_id == e.unit_id)
         .where(
             e.capability_type_id == _param("capability_type_id", Integer),
