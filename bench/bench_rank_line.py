@@ -89,7 +89,9 @@ def machine(session: Session) -> dict[str, Any]:
 
 
 @contextmanager
-def benchmark_lock(expected_seconds: float, wait_minutes: float) -> Iterator[None]:
+def benchmark_lock(
+    expected_seconds: float, wait_minutes: float, name: str = "bench_rank_line.py"
+) -> Iterator[None]:
     """Wait while another benchmark holds the lock file (poll every 30 s), then hold it."""
     deadline = time.monotonic() + wait_minutes * 60
     while LOCK.exists():
@@ -98,7 +100,7 @@ def benchmark_lock(expected_seconds: float, wait_minutes: float) -> Iterator[Non
         print(f"# waiting: {LOCK} exists ({LOCK.read_text().strip()})", file=sys.stderr)
         time.sleep(30)
     end = datetime.now(UTC) + timedelta(seconds=expected_seconds)
-    LOCK.write_text(f"bench_rank_line.py until about {end:%Y-%m-%d %H:%M:%S} UTC\n")
+    LOCK.write_text(f"{name} until about {end:%Y-%m-%d %H:%M:%S} UTC\n")
     try:
         yield
     finally:
@@ -124,7 +126,15 @@ def load_average() -> float:
 class Scenario:
     """Requests, lines and network facts, written in the session's (rolled back) transaction."""
 
-    def __init__(self, session: Session, lines: int, rng: random.Random) -> None:
+    def __init__(
+        self,
+        session: Session,
+        lines: int,
+        rng: random.Random,
+        requesting: dict[str, int] | None = None,
+    ) -> None:
+        """``requesting``: the requesting countries to draw from, each with its requesting unit
+        (default: every country, its first unit)."""
         self.session = session
         self.rng = rng
         self.today = datetime.now(UTC).date()
@@ -141,6 +151,7 @@ class Scenario:
             )
             for c in self.countries
         }
+        self.requesting = requesting or self.viewers
         self._country_facts()
         self._deployments()
         self.lines = [self._line(i) for i in range(lines)]
@@ -179,7 +190,7 @@ class Scenario:
             status="OPEN",
             exercise=True,
             requesting_country=country,
-            requesting_unit_id=self.viewers[country],
+            requesting_unit_id=over.pop("requesting_unit_id", self.viewers[country]),
             created_by_label="bench",
             title="Benchmark request",
             crisis_category="hostage_taking",
@@ -228,9 +239,11 @@ class Scenario:
 
     def _line(self, n: int) -> tuple[AssistanceRequest, RequestLine]:
         rng = self.rng
+        country = rng.choice(sorted(self.requesting))
         req = self._request(
             n,
-            rng.choice(self.countries),
+            country,
+            requesting_unit_id=self.requesting[country],
             nature=rng.choice((["expertise"], ["intervention"], ["intervention", "equipment"])),
             legal_basis=rng.choice(("2008/617-art3", "prum-art17", "prum-art18")),
         )
@@ -293,18 +306,19 @@ def baseline(session: Session, req: AssistanceRequest, line: RequestLine) -> int
 
 
 def statement_only(session: Session, req: AssistanceRequest, line: RequestLine) -> int:
-    """matching's ranking statement alone, as rank_line's first read runs it."""
+    """matching's ranking statement alone, as rank_line runs it (with its legal-context reads)."""
     ctx = matching.load_legal_context(session, req).for_line("x")
     languages = matching._requesting_languages(session, req)
-    dialect = matching._prepare_connection(session)
     stmt = matching._candidate_statement(
-        dialect, tuple(sorted(languages - {matching.ENGLISH})), matching.ENGLISH in languages
+        matching._dialect(session),
+        tuple(sorted(languages - {matching.ENGLISH})),
+        matching.ENGLISH in languages,
     )
     params = matching._statement_params(
         req, line, ctx, stale_cut=date.today() - timedelta(days=90), hours_left=None
     )
     rows = session.execute(
-        stmt, {**params, "fit_rows": 75, "unfit_rows": matching.MAX_EXCLUDED * 3}
+        stmt, {**params, "fit_rows": 25, "unfit_rows": matching.MAX_EXCLUDED * 3}
     ).all()
     return len(rows)
 
