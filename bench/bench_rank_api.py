@@ -56,6 +56,10 @@ from atlaslink.models import (
     RequestAddressee,
     RequestLine,
 )
+
+if __package__ in (None, ""):  # run as bench/bench_rank_api.py: make ``bench`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from bench.bench_list_units import (
     HOST,
     CpuMeter,
