@@ -670,6 +670,18 @@ def test_excluded_units_are_named_only_to_viewers_who_may_know_the_capability(
     assert r.excluded_count == 2
 
 
+def test_the_best_placed_excluded_units_the_viewer_may_know_are_named(world: World) -> None:
+    # 30 excluded units, nearer first; the 10 nearest hide their capabilities from the viewer.
+    for i in range(30):
+        where = (ANTWERP[0] - 0.05 * i, ANTWERP[1])
+        sharing = {"existence": "matching"} if i < 10 else None
+        world.unit(f"X{i:02d}", "BE", where, level=1, sharing=sharing)
+    req, line = world.request(min_level=2)
+    r = world.rank(req, line)
+    assert r.excluded_count == 30 and r.candidate_count == 0
+    assert [e.unit_code for e in r.excluded] == [code(f"X{i:02d}") for i in range(10, 30)]
+
+
 def test_listed_values_reach_the_read_audit(world: World) -> None:
     listed = world.unit(
         "LISTED", "BE", ANTWERP, sharing={"level": "listed"}, listed_countries=("NL",)

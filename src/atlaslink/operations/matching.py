@@ -1075,37 +1075,42 @@ def rank_line(
     rows = session.execute(
         statement, {**params, "fit_rows": limit, "unfit_rows": _EXCLUDED_READ}
     ).all()
-    agreements = load_agreements(session, [r.unit_id for r in rows])
-    # A unit whose sharing changed since the statement (another transaction) so that the engine
-    # may no longer use its entries is dropped, never named.
-    usable = {
-        unit_id
-        for unit_id, a in agreements.items()
-        if G.EXISTENCE in visible_groups(MATCHING_ENGINE, a)
-    }
+    fit = [r for r in rows if r.eligible == 1]
+    unfit = [r for r in rows if r.eligible == 0]  # best-placed first
+    # Agreements: of every candidate, and of excluded units in order until MAX_EXCLUDED of
+    # them may be named to the viewer (most may: usually the first batch suffices).
+    agreements = load_agreements(session, [r.unit_id for r in fit + unfit[:MAX_EXCLUDED]])
+    seen: dict[int, frozenset[FieldGroup]] = {}
+
+    def usable(unit_id: int) -> bool:
+        # A unit whose sharing changed since the statement (another transaction) so that the
+        # engine may no longer use its entries is dropped, never named.
+        if unit_id not in seen:
+            seen[unit_id] = visible_groups(viewer, agreements[unit_id])
+        return G.EXISTENCE in visible_groups(MATCHING_ENGINE, agreements[unit_id])
+
     plans = sorted(
-        (
-            _checked_plan(r, line, stale_cut, hours_left)
-            for r in rows
-            if r.eligible == 1 and r.unit_id in usable
-        ),
+        (_checked_plan(r, line, stale_cut, hours_left) for r in fit if usable(r.unit_id)),
         key=lambda p: p.key,
     )
     candidate_count = rows[0].n_fit if rows else 0
     excluded_count = rows[0].n_all - candidate_count if rows else 0
     units_total = rows[0].n_units if rows else session.scalar(select(func.count(Unit.id))) or 0
-    seen = {unit_id: visible_groups(viewer, a) for unit_id, a in agreements.items()}
     engine = {r.unit_id: matching_groups.groups(r.groups) for r in rows}
     # Best-placed first (by the score they would have had), and named only to a viewer who may
     # know that the unit holds this capability at all.
+    named: list[Row[Any]] = []
+    for n, r in enumerate(unfit):
+        if len(named) == MAX_EXCLUDED:
+            break
+        if r.unit_id not in agreements:
+            batch = [x.unit_id for x in unfit[n : n + MAX_EXCLUDED]]
+            agreements.update(load_agreements(session, batch))
+        if usable(r.unit_id) and G.EXISTENCE in seen[r.unit_id]:
+            named.append(r)
     misfits = sorted(
-        (
-            _checked_plan(r, line, stale_cut, hours_left)
-            for r in rows
-            if r.eligible == 0 and r.unit_id in usable and G.EXISTENCE in seen[r.unit_id]
-        ),
-        key=lambda p: p.key,
-    )[:MAX_EXCLUDED]
+        (_checked_plan(r, line, stale_cut, hours_left) for r in named), key=lambda p: p.key
+    )
 
     notes: list[str] = []
     if request.latitude is None or request.longitude is None:
