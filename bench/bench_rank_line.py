@@ -120,6 +120,27 @@ def load_average() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
+def busy_pct(seconds: float = 2.0) -> float:
+    """How busy the whole machine was over the next ``seconds`` (from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields[:8]) - fields[3] - fields[4], sum(fields[:8])
+
+    b0, t0 = sample()
+    time.sleep(seconds)
+    b1, t1 = sample()
+    return 100 * (b1 - b0) / max(1, t1 - t0)
+
+
+def wait_for_quiet(limit_pct: float, timeout: float) -> float:
+    """Wait (at most ``timeout`` s) until the machine is at most ``limit_pct`` % busy."""
+    deadline = time.monotonic() + timeout
+    while (pct := busy_pct()) > limit_pct and time.monotonic() < deadline:
+        print(f"# machine {pct:.0f}% busy with other work; waiting", file=sys.stderr)
+    return pct
+
+
 # --- the scenario ------------------------------------------------------------------------
 
 
@@ -362,6 +383,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         paired: list[float] = []
         rounds: list[dict[str, Any]] = []
         for rnd in range(args.rounds):
+            quiet = wait_for_quiet(args.quiet_pct, args.quiet_timeout)
             gc.collect()
             cal, load = calibration_ms(), load_average()
             this: dict[str, list[float]] = {v: [] for v in VARIANTS}
@@ -383,6 +405,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 {
                     "round": rnd + 1,
                     "calibration_ms": round(cal, 1),
+                    "busy_before_pct": round(quiet),
                     "load_before": load,
                     "load_after": load_average(),
                     **{
@@ -441,15 +464,16 @@ def markdown(result: dict[str, Any], command: str) -> str:
         f" p95 {result['paired_ratio_p95']:.2f}. Target p95 <= 20 ms: "
         f"{'met' if r['p95'] <= 20 else 'not met'}.",
         "",
-        "| round | calibration ms | load before | load after | "
+        "| round | busy before % | calibration ms | load before | load after | "
         + " | ".join(f"{v} median / p95" for v in VARIANTS)
         + " |",
-        "|---:|---:|---:|---:|" + "---:|" * len(VARIANTS),
+        "|---:|---:|---:|---:|---:|" + "---:|" * len(VARIANTS),
     ]
     for rd in result["rounds"]:
         cells = " | ".join(f"{rd[f'{v}_median']:.1f} / {rd[f'{v}_p95']:.1f}" for v in VARIANTS)
         out.append(
-            f"| {rd['round']} | {rd['calibration_ms']} | {rd['load_before']} | "
+            f"| {rd['round']} | {rd['busy_before_pct']} | {rd['calibration_ms']} | "
+            f"{rd['load_before']} | "
             f"{rd['load_after']} | {cells} |"
         )
     return "\n".join(out)
@@ -465,6 +489,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--wait-minutes", type=float, default=20, help="longest wait for another benchmark (20)"
     )
     parser.add_argument("--expected-seconds", type=float, default=600, help="for the lock file")
+    parser.add_argument(
+        "--quiet-pct", type=float, default=15, help="before a round, wait for <= this %% busy"
+    )
+    parser.add_argument("--quiet-timeout", type=float, default=120, help="longest such wait, s")
     args = parser.parse_args(argv)
     if args.lines < 1 or args.rounds < 1:
         parser.error("--lines and --rounds must be positive")
