@@ -3,12 +3,12 @@
 How it works, with the weights and the ETA model's assumptions: docs/matching.md. In short:
 
 * One SQL statement reads the line's capability entries of every unit of another country whose
-  entries the matching engine may use, applies the hard exclusions as a flag, scores every
-  row, and returns only the best ``limit`` candidates, the best-placed excluded units and the
-  two counts. Scoring in SQL keeps a 10,000-unit registry from ever being loaded into Python;
-  on SQLite the great-circle distance is a Python function registered on the connection
-  (SQLite's own math functions are a compile-time option), on PostgreSQL the same formula in
-  SQL.
+  entries the matching engine may use (``units.matching_groups``, kept by
+  sharing.matching_groups), scores every row with the same formula as :func:`score` and applies
+  the hard exclusions as a flag, and returns only the best ``limit`` candidates, the best-placed
+  excluded units and the counts. Scoring in SQL keeps a 10,000-unit registry from ever being
+  loaded into Python; Python recomputes the score of every returned row and checks that the
+  two agree.
 * Only the returned rows are explained: their agreements, entries and transport are loaded in
   bulk, what the viewer may see comes from ``sharing.redact.candidate_view`` and every factor
   text is written from the viewer's visible groups, so a value the viewer may not see (e.g.
@@ -395,13 +395,11 @@ def legal_fit(ctx: LegalContext, unit_country: str, entry_flags: EntryFlags | No
 
 # --- Scoring -----------------------------------------------------------------------------
 #
-# One formula. Python computes it for the rows it reads, from what the matching engine may use
-# (sharing.policy.visible_groups). SQL computes the same formula as an upper bound, from the
-# raw package, notice-to-move and transport, to choose which rows to read: hiding a field never
-# raises the score (unknown package scores 0, unknown notice-to-move counts as
-# DEFAULT_NOTICE_HOURS, hidden transport means road only), so no unit ranks higher than its
-# bound. Only existence and level visibility are joined in SQL: they decide who is considered
-# and who fits, and therefore the counts.
+# One formula, computed twice from the same inputs: in SQL for every entry (to choose the best
+# rows; _candidate_statement writes it term by term in the same order, so the floats agree) and
+# in Python for the rows returned (to explain them). Both use only what the matching engine may
+# use of the unit (units.matching_groups): a hidden level is NULL, a hidden package scores 0, a
+# hidden notice-to-move counts as DEFAULT_NOTICE_HOURS, hidden transport means road only.
 
 
 def eta_points(eta_hours: float | None) -> float:
