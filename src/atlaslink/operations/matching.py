@@ -612,8 +612,9 @@ def _distance_km(dialect: str, unit: Any) -> ColumnElement[Any]:
     )
 
 
-def _language_points_sql(unit: Any, native: tuple[str, ...], english: bool) -> Any:
-    langs_text = cast(unit.languages, String)
+def _language_points_sql(langs_text: Any, native: tuple[str, ...], english: bool) -> Any:
+    """W_NATIVE_LANGUAGE / W_ENGLISH / 0 from the unit's languages as JSON text (see
+    _mentions); the text conversion costs a copy per use, so callers convert once per row."""
     return case(
         (_mentions(langs_text, native), W_NATIVE_LANGUAGE),
         (_mentions(langs_text, [ENGLISH] if english else []), W_ENGLISH),
@@ -623,6 +624,39 @@ def _language_points_sql(unit: Any, native: tuple[str, ...], english: bool) -> A
 
 def _crossings_sql(dialect: str, unit: Any) -> Any:
     return case((_one_of(dialect, unit.country_iso2, "neighbours"), 1), else_=2)
+
+
+@dataclass(frozen=True)
+class _CountryFacts:
+    """Per unit's country: border crossings to the requesting country and whether country-level
+    rules bar it. On PostgreSQL a table of the other countries from array parameters, joined
+    (one hash probe per entry instead of two list searches; it also leaves out the requesting
+    country); on SQLite the same from list parameters per row."""
+
+    table: Any
+    iso2: Any
+    crossings: Any
+    barred: Any
+
+    @staticmethod
+    def of(dialect: str, unit: Any) -> _CountryFacts:
+        if dialect == "postgresql":
+            table = (
+                func.unnest(
+                    bindparam("other_countries", type_=ARRAY(String)),
+                    bindparam("other_crossings", type_=ARRAY(Integer)),
+                    bindparam("other_barred", type_=ARRAY(Integer)),
+                )
+                .table_valued("iso2", "crossings", "barred")
+                .render_derived(name="other_country")
+            )
+            return _CountryFacts(table, table.c.iso2, table.c.crossings, table.c.barred)
+        return _CountryFacts(
+            None,
+            unit.country_iso2,
+            _crossings_sql(dialect, unit),
+            case((_one_of(dialect, unit.country_iso2, "barred"), 1), else_=0),
+        )
 
 
 @functools.lru_cache(maxsize=128)
@@ -642,6 +676,7 @@ def _candidate_statement(dialect: str, native: tuple[str, ...], english: bool) -
     pg = dialect == "postgresql"
     min_level = _param("min_level", Integer)
     e, u = CapabilityEntry, Unit
+    country = _CountryFacts.of(dialect, u)
 
     def has_air(kind: str) -> Any:
         # A hashed subplan: one set of unit ids per kind, probed per row.
@@ -679,20 +714,24 @@ def _candidate_statement(dialect: str, native: tuple[str, ...], english: bool) -
             case((and_(transport, has_air("helicopter")), 1), else_=0).label("heli"),
             func.coalesce(deployed.c.n, 0).label("committed"),
             _distance_km(dialect, u).label("dist"),
-            _language_points_sql(u, native, english).label("lang"),
-            _crossings_sql(dialect, u).label("crossings"),
+            cast(u.languages, String).label("langs"),
+            country.crossings.label("crossings"),
+            country.barred.label("barred"),
         )
         .select_from(e)
         .join(u, u.id == e.unit_id)
         .outerjoin(deployed, deployed.c.unit_id == e.unit_id)
         .where(
             e.capability_type_id == _param("capability_type_id", Integer),
-            u.country_iso2 != _param("requesting_country", String),
             # The entries exist for matching only if their existence is shared beyond the
             # own unit (sharing.policy; the entry groups count only then).
             _has(groups, G.EXISTENCE),
         )
     )
+    if country.table is not None:
+        inputs = inputs.join(country.table, country.iso2 == u.country_iso2)
+    else:
+        inputs = inputs.where(u.country_iso2 != _param("requesting_country", String))
     # OFFSET 0 keeps PostgreSQL from inlining a layer into the next, which would compute the
     # distance (trigonometry) and the ETA once per use instead of once per row.
     layer1 = (inputs.offset(0) if pg else inputs).subquery("inputs")
@@ -717,7 +756,8 @@ def _candidate_statement(dialect: str, native: tuple[str, ...], english: bool) -
         i.explosives,
         i.confirmed_on,
         i.committed,
-        i.lang,
+        i.barred,
+        _language_points_sql(i.langs, native, english).label("lang"),
         case(
             (i.dist.is_(None), null()), else_=i.notice_h + _least(dialect, road, plane, heli)
         ).label("eta"),
@@ -728,29 +768,31 @@ def _candidate_statement(dialect: str, native: tuple[str, ...], english: bool) -
     hours_left = cast(_param("hours_left", Float), Float)
     quantity = _param("quantity", Integer)
     # score(), term by term and in the same order (so that the floats agree).
+    # (Every term is cheap on purpose: it runs for every entry. A NULL compared is not true, so
+    # an unknown ETA or needed-by time is never late.)
     points = (
-        case((t.level.is_(None), 0.0), else_=(t.level - min_level) * W_LEVEL)
+        func.coalesce((t.level - min_level) * W_LEVEL, 0.0)
         + case(
             (t.package.is_(None), 0.0),
             (t.package >= quantity, W_PACKAGE),
             else_=W_PACKAGE * t.package / _param("quantity_f", Float),
         )
-        + case((t.eta.is_(None), 0.0), else_=W_ETA * ETA_HALF_HOURS / (ETA_HALF_HOURS + t.eta))
-        + case((and_(hours_left.is_not(None), t.eta > hours_left), -W_LATE), else_=0.0)
+        + func.coalesce(W_ETA * ETA_HALF_HOURS / (ETA_HALF_HOURS + t.eta), 0.0)
+        + case((t.eta > hours_left, -W_LATE), else_=0.0)
         + t.lang
-        - W_COMMITMENT
-        * case((t.committed > MAX_COMMITMENTS_COUNTED, MAX_COMMITMENTS_COUNTED), else_=t.committed)
+        - W_COMMITMENT * _least(dialect, t.committed, MAX_COMMITMENTS_COUNTED)
         - case((t.confirmed_on < _param("stale_cut", Date), W_STALE), else_=0.0)
     )
     # Hard exclusions, the same rules as legal_fit and _Explainer._level_reasons (rank_line
-    # checks that they agree on every row it returns).
+    # checks that they agree on every row it returns). NULL is not true: the CASE below counts
+    # an unknown as "not excluded", which is what a NULL level with minimum 0 must be.
     excluded = or_(
-        and_(t.level.is_not(None), t.level < min_level),
+        t.level < min_level,
         and_(t.level.is_(None), min_level > 0),
         not_(t.abroad),
         and_(_param("arms_rule", Boolean), not_(t.arms)),
         and_(_param("explosives_rule", Boolean), not_(t.explosives)),
-        _one_of(dialect, t.country, "barred"),
+        t.barred == 1,
     )
     # Narrow, so that writing it and reading it four times stays cheap.
     scored = (
@@ -814,7 +856,7 @@ def _candidate_statement(dialect: str, native: tuple[str, ...], english: bool) -
             e.confirmed_on.label("confirmed_on"),
             _distance_km(dialect, u).label("dist"),
             b.committed,
-            _language_points_sql(u, native, english).label("lang"),
+            _language_points_sql(cast(u.languages, String), native, english).label("lang"),
             _crossings_sql(dialect, u).label("crossings"),
             b.score,
             b.eligible,
@@ -843,6 +885,9 @@ def _statement_params(
     hours_left: float | None,
 ) -> dict[str, Any]:
     home = request.requesting_country
+    neighbours = geography.NEIGHBOURS.get(home, frozenset())
+    barred = sorted(country for country in ctx.countries if legal_fit(ctx, country, None))
+    others = sorted(ctx.countries - {home})
     lat, lon = request.latitude, request.longitude
     known = lat is not None and lon is not None
     return {
@@ -853,7 +898,7 @@ def _statement_params(
         "requesting_country": home,
         # -1: no offer has it, so a request not yet stored counts every deployment.
         "request_id": request.id if request.id is not None else -1,
-        "neighbours": sorted(geography.NEIGHBOURS.get(home, frozenset())),
+        "neighbours": sorted(neighbours),
         "min_level": line.min_level,
         "quantity": line.quantity,
         "quantity_f": float(line.quantity),
@@ -862,7 +907,11 @@ def _statement_params(
         "arms_rule": ctx.arms_needed and not ctx.host_prohibits_arms,
         "explosives_rule": ctx.explosives_needed and not ctx.host_prohibits_explosives,
         # Country-level rules (bilateral agreements, 2008/617) as one list of barred countries.
-        "barred": sorted(country for country in ctx.countries if legal_fit(ctx, country, None)),
+        "barred": barred,
+        # The same per other country, as _CountryFacts' table on PostgreSQL.
+        "other_countries": others,
+        "other_crossings": [1 if c in neighbours else 2 for c in others],
+        "other_barred": [1 if c in barred else 0 for c in others],
     }
 
 
