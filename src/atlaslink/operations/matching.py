@@ -289,7 +289,13 @@ def load_legal_context(
     :func:`legal_fit`; call :meth:`LegalContext.for_line` for a line's explosives rule."""
     day = on or utcnow().date()
     home = request.requesting_country
-    settings = {s.country_iso2: s for s in session.scalars(select(CountrySettings))}
+    # Every country with its settings, if any: one read.
+    known = session.execute(
+        select(Country.iso2, CountrySettings).outerjoin(
+            CountrySettings, CountrySettings.country_iso2 == Country.iso2
+        )
+    ).all()
+    settings = {iso2: cs for iso2, cs in known if cs is not None}
     host = settings.get(home)
     agreements: dict[str, list[AgreementInfo]] = {}
     named: AgreementInfo | None = None
@@ -324,7 +330,7 @@ def load_legal_context(
         ),
         agreements={c: tuple(sorted(v, key=lambda i: i.id)) for c, v in agreements.items()},
         named_agreement=named,
-        countries=frozenset(session.scalars(select(Country.iso2))),
+        countries=frozenset(iso2 for iso2, _ in known),
     )
 
 
