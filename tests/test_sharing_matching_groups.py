@@ -79,6 +79,14 @@ def test_a_new_unit_gives_the_engine_nothing_and_set_sharing_rewrites_the_groups
 def test_refresh_repairs_units_whose_rules_were_written_directly(db: Session) -> None:
     ids = list(db.scalars(select(Unit.id).limit(5)))
     db.execute(Unit.__table__.update().where(Unit.id.in_(ids)).values(matching_groups=0))
+    edited = dict(
+        db.execute(select(Unit.id, Unit.updated_at).where(Unit.id.in_(ids))).tuples().all()
+    )
     matching_groups.refresh(db, ids)
     for unit_id in ids:
         assert stored(db, unit_id) == engine_view(db, unit_id)
+    # A derived value: the unit itself was not edited.
+    after = dict(
+        db.execute(select(Unit.id, Unit.updated_at).where(Unit.id.in_(ids))).tuples().all()
+    )
+    assert after == edited

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from atlaslink.auth.principal import MATCHING_ENGINE
@@ -45,12 +46,18 @@ def refresh(session: Session, unit_ids: Iterable[int] | None = None) -> None:
         return
     agreements = load_agreements(session, ids)
     values = [
-        {"id": i, "matching_groups": mask(visible_groups(MATCHING_ENGINE, agreements[i]))}
-        for i in ids
+        {"unit": i, "groups": mask(visible_groups(MATCHING_ENGINE, agreements[i]))} for i in ids
     ]
-    # Bulk UPDATE by primary key; units already loaded in the session get the new value too.
-    session.execute(update(Unit), values)
+    units = cast(Table, Unit.__table__)
+    # A derived value, not an edit of the unit: updated_at stays as it is.
+    session.execute(
+        update(units)
+        .where(units.c.id == bindparam("unit"))
+        .values(matching_groups=bindparam("groups"), updated_at=units.c.updated_at),
+        values,
+    )
+    # Units already loaded in the session read the new value on next access.
     for row in values:
-        unit = session.identity_map.get(session.identity_key(Unit, row["id"]))
+        unit = session.identity_map.get(session.identity_key(Unit, row["unit"]))
         if unit is not None:
             session.expire(unit, ["matching_groups"])
