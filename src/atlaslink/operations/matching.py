@@ -1133,14 +1133,15 @@ def rank_line(
     # Agreements: of every candidate, and of excluded units in order until MAX_EXCLUDED of
     # them may be named to the viewer (most may: usually the first batch suffices).
     agreements = load_agreements(session, [r.unit_id for r in fit + unfit[:MAX_EXCLUDED]])
-    seen: dict[int, frozenset[FieldGroup]] = {}
+    seen: dict[int, frozenset[FieldGroup]] = {}  # what the viewer may see of each unit
 
     def usable(unit_id: int) -> bool:
-        # A unit whose sharing changed since the statement (another transaction) so that the
-        # engine may no longer use its entries is dropped, never named.
-        if unit_id not in seen:
-            seen[unit_id] = visible_groups(viewer, agreements[unit_id])
-        return G.EXISTENCE in visible_groups(MATCHING_ENGINE, agreements[unit_id])
+        """Whether the engine may still use the unit's entries (a unit whose sharing changed
+        since the statement, in another transaction, is dropped, never named); notes what the
+        viewer may see of it."""
+        agreement = agreements[unit_id]
+        seen[unit_id] = visible_groups(viewer, agreement)
+        return G.EXISTENCE in visible_groups(MATCHING_ENGINE, agreement)
 
     plans = sorted(
         (_checked_plan(r, line, stale_cut, hours_left) for r in fit if usable(r.unit_id)),
