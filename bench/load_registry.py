@@ -43,6 +43,7 @@ from atlaslink.demo import data
 from atlaslink.demo.seed import ensure_reference_data
 from atlaslink.migrate import upgrade
 from atlaslink.models import ApiToken, CapabilityType, Country, Network, Unit, User
+from atlaslink.sharing import matching_groups
 from atlaslink.sharing.policy import Audience, FieldGroup
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -393,6 +394,12 @@ def bulk_load(console: Console, url: str, units: int) -> None:
             )
         conn.commit()
         log(console, f"loaded in {time.monotonic() - started:.1f} s: {counts}")
+    # COPY bypassed registry.service.set_sharing: derive units.matching_groups as it would.
+    with Session(engine := make_engine(url)) as s:
+        matching_groups.refresh(s)
+        s.commit()
+    engine.dispose()
+    log(console, "units.matching_groups derived from the agreements")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     log(console, "VACUUM ANALYZE done")

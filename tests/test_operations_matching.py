@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from atlaslink.audit.service import read_ledger
 from atlaslink.auth.permissions import Role
-from atlaslink.auth.principal import MATCHING_ENGINE, Principal
+from atlaslink.auth.principal import MATCHING_ENGINE, SYSTEM, Principal
 from atlaslink.config import Settings, get_settings
 from atlaslink.models import (
     AssistanceRequest,
@@ -42,7 +42,10 @@ from atlaslink.models import (
 )
 from atlaslink.operations import geography, matching
 from atlaslink.operations.matching import Candidate, Ranking
-from atlaslink.sharing.policy import FieldGroup, load_agreements, visible_groups
+from atlaslink.registry import service as registry_service
+from atlaslink.registry.schemas import SharingAgreementIO, SharingRuleIO
+from atlaslink.sharing import matching_groups
+from atlaslink.sharing.policy import Audience, FieldGroup, load_agreements, visible_groups
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -129,6 +132,8 @@ class World:
         for kind in transport:
             self.db.add(TransportAsset(unit_id=unit.id, kind=kind, description=f"{kind} of {name}"))
         self.db.flush()
+        # The rules were written directly, not through registry.service.set_sharing.
+        matching_groups.refresh(self.db, [unit.id])
         return unit
 
     def request(
@@ -618,6 +623,42 @@ def test_own_unit_only_data_never_counts(world: World, db: Session) -> None:
     assert factor(c, "level").verdict == "weak"
 
 
+def test_a_sharing_change_through_the_registry_changes_the_next_ranking(
+    world: World, db: Session
+) -> None:
+    unit = world.unit("CHANGE", "BE", ANTWERP, level=3)
+    world.unit("OTHER", "DE", MUNICH)
+    req, line = world.request(min_level=2)
+    assert world.order(world.rank(req, line)) == [code("CHANGE"), code("OTHER", "DE")]
+
+    def share(**audiences: str) -> None:
+        rules = {
+            g: SharingRuleIO(audience=Audience(audiences.get(g.value, "network")))
+            for g in FieldGroup
+        }
+        registry_service.set_sharing(db, SYSTEM, unit.id, SharingAgreementIO(rules=rules))
+
+    share(level="own_unit")
+    r = world.rank(req, line)
+    assert world.order(r) == [code("OTHER", "DE")]
+    assert world.excluded(r) == {
+        code("CHANGE"): [
+            "level not shared with the matching engine, so the minimum level 2 cannot be checked"
+        ]
+    }
+    share(level="matching")  # counts again, and is never shown
+    r = world.rank(req, line)
+    assert world.order(r) == [code("CHANGE"), code("OTHER", "DE")]
+    assert "level" not in candidate(r, code("CHANGE")).shown
+    assert "3" not in factor(candidate(r, code("CHANGE")), "level").text
+    before = r.not_considered
+    share(existence="own_unit")
+    r = world.rank(req, line)
+    assert world.order(r) == [code("OTHER", "DE")] and world.excluded(r) == {}
+    assert r.not_considered == before + 1
+    assert code("CHANGE") not in r.model_dump_json()
+
+
 def test_excluded_units_are_named_only_to_viewers_who_may_know_the_capability(
     world: World,
 ) -> None:
@@ -627,6 +668,18 @@ def test_excluded_units_are_named_only_to_viewers_who_may_know_the_capability(
     r = world.rank(req, line)
     assert set(world.excluded(r)) == {code("OPEN")}
     assert r.excluded_count == 2
+
+
+def test_the_best_placed_excluded_units_the_viewer_may_know_are_named(world: World) -> None:
+    # 30 excluded units, nearer first; the 10 nearest hide their capabilities from the viewer.
+    for i in range(30):
+        where = (ANTWERP[0] - 0.05 * i, ANTWERP[1])
+        sharing = {"existence": "matching"} if i < 10 else None
+        world.unit(f"X{i:02d}", "BE", where, level=1, sharing=sharing)
+    req, line = world.request(min_level=2)
+    r = world.rank(req, line)
+    assert r.excluded_count == 30 and r.candidate_count == 0
+    assert [e.unit_code for e in r.excluded] == [code(f"X{i:02d}") for i in range(10, 30)]
 
 
 def test_listed_values_reach_the_read_audit(world: World) -> None:
@@ -884,42 +937,52 @@ def test_routing_service_errors_fall_back_to_the_estimate(
     assert r.notes[0].startswith("Routing service unavailable")
 
 
-# --- the bound in SQL is the score in Python ---------------------------------------------
+# --- the score in SQL is the score in Python ---------------------------------------------
 
 
-def test_sql_bound_equals_the_python_score_when_everything_is_shared(world: World) -> None:
-    """The statement orders rows by the same formula as score(); with every field shared
-    with the engine the two must agree, or the ranking could miss its best units."""
+def test_sql_score_equals_the_python_score(world: World) -> None:
+    """The statement chooses the best rows by the same formula as score(), from what the
+    matching engine may use of each unit; the two must agree, or the ranking could miss its
+    best units."""
     days = get_settings().stale_after_days
     s1 = world.unit("S1", "BE", ANTWERP, package=4, notice=30, languages=("fr", "en"))
     world.unit("S2", "PT", LISBON, transport=("aircraft",), confirmed_days_ago=days + 1)
     world.unit("S3", "FR", PARIS, transport=("helicopter", "aircraft"), notice=None)
     world.unit("S4", "DE", MUNICH, package=None, languages=("fr",))
     world.unit("S5", "BE", None)
-    req, line = world.request(needed_by=NOW + timedelta(hours=5), quantity=7, min_level=1)
+    hidden = {"package": "own_unit", "notice": "own_unit", "transport": "own_unit"}
+    world.unit("S6", "PT", LISBON, transport=("aircraft",), notice=0, sharing=hidden)
+    world.unit("S7", "FR", PARIS, level=1, sharing={"level": "matching"})  # excluded
+    req, line = world.request(needed_by=NOW + timedelta(hours=5), quantity=7, min_level=2)
     elsewhere, _ = world.request(country="FR")
     _offer(world.db, elsewhere, s1, "MOBILISING")
     ctx = matching.load_legal_context(world.db, req, on=TODAY).for_line(world.ctype.code)
     hours_left = 5.0
     stale_cut = TODAY - timedelta(days=days)
-    dialect = matching._prepare_connection(world.db)
-    statement = matching._candidate_statement(dialect, ("nl",), True)
+    statement = matching._candidate_statement(matching._dialect(world.db), ("nl",), True)
     params = matching._statement_params(req, line, ctx, stale_cut=stale_cut, hours_left=hours_left)
     rows = world.db.execute(statement, {**params, "fit_rows": 100, "unfit_rows": 100}).all()
     assert {r.code for r in rows} == {
-        code(f"S{i}", c) for i, c in ((1, "BE"), (2, "PT"), (3, "FR"), (4, "DE"), (5, "BE"))
+        code(f"S{i}", c)
+        for i, c in ((1, "BE"), (2, "PT"), (3, "FR"), (4, "DE"), (5, "BE"), (6, "PT"), (7, "FR"))
     }
-    everything = frozenset(FieldGroup)
-    for row in rows:
-        plan = matching._plan(row, everything, line, stale_cut, hours_left)
-        assert (row.eta_ub is None) == (plan.score.eta is None)
-        if row.code == code("S1"):
-            # The one deliberate looseness: a notice-to-move above the default is bounded by
-            # the default (had it been hidden, the default would count).
-            assert float(row.ub) > plan.score.points
-        else:
-            assert float(row.ub) == pytest.approx(plan.score.points, abs=1e-9), row.code
     by_code = {r.code: r for r in rows}
+    for row in rows:
+        plan = matching._plan(row, matching_groups.groups(row.groups), line, stale_cut, hours_left)
+        assert (row.eta_unknown == 1) == (plan.score.eta is None)
+        assert float(row.score) == pytest.approx(plan.score.points, abs=1e-9), row.code
+        if row.code == code("S1"):
+            assert plan.inputs.notice == 30  # above the default, and counted as it is
+        if row.code == code("S6", "PT"):
+            # Hidden from the engine: no package, the default notice, road only.
+            assert (plan.inputs.package, plan.inputs.notice, plan.inputs.aircraft) == (
+                None,
+                None,
+                False,
+            )
+            assert plan.score.mode == "road"
+    assert by_code[code("S7", "FR")].eligible == 0
+    assert by_code[code("S7", "FR")].level == 1  # shared with the engine only: still counts
     assert by_code[code("S1")].committed == 1
     assert by_code[code("S1")].lang == matching.W_ENGLISH
     assert by_code[code("S4", "DE")].lang == 0

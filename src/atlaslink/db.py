@@ -7,7 +7,9 @@ PostgreSQL is the production database and runs transactions concurrently.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -53,11 +55,41 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=30000")
+        try:
+            cur.execute("SELECT sqrt(1), asin(0), sin(0), cos(0), radians(0), power(2, 2)")
+        except sqlite3.OperationalError:
+            _add_math_functions(dbapi_conn)
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _add_math_functions(dbapi_conn: Any) -> None:
+    """The math functions PostgreSQL has and SQLite only has when compiled with them (used by
+    operations.matching for distances), from Python's math module under the same names."""
+
+    def lift(f: Callable[..., float]) -> Callable[..., float | None]:
+        def g(*args: float | None) -> float | None:
+            if any(a is None for a in args):
+                return None
+            try:
+                return f(*(float(a) for a in args if a is not None))
+            except ValueError:  # outside the domain: NULL, as SQLite's own functions return
+                return None
+
+        return g
+
+    for name, f, n in (
+        ("sqrt", math.sqrt, 1),
+        ("asin", math.asin, 1),
+        ("sin", math.sin, 1),
+        ("cos", math.cos, 1),
+        ("radians", math.radians, 1),
+        ("power", math.pow, 2),
+    ):
+        dbapi_conn.create_function(name, n, lift(f), deterministic=True)
 
 
 def is_postgres(engine: Engine) -> bool:

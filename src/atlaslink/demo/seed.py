@@ -36,6 +36,7 @@ from atlaslink.models import (
     utcnow,
 )
 from atlaslink.registry.taxonomy_seed import INITIAL_TYPES
+from atlaslink.sharing import matching_groups
 
 
 def ensure_reference_data(session: Session) -> bool:
@@ -136,6 +137,8 @@ def load_units(session: Session, progress: Callable[[int, int], None] | None = N
         if progress is not None:
             progress(i, len(data.UNITS))
     session.flush()
+    # The rules were written directly, not through registry.service.set_sharing.
+    matching_groups.refresh(session, [u.id for u in by_code.values()])
     audit.append(
         session, SYSTEM, "demo.load", "network", atlas_id, after={"units": len(data.UNITS)}
     )

@@ -9,6 +9,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -46,16 +47,37 @@ class CapabilityType(Base):
     retired_in: Mapped[int | None] = mapped_column(ForeignKey("taxonomy_versions.version"))
 
 
+# The entry columns the ranking reads (covered by ix_capability_entries_matching).
+MATCHING_COLUMNS = (
+    "id",
+    "unit_id",
+    "level",
+    "package_size",
+    "notice_to_move_hours",
+    "may_deploy_abroad",
+    "may_carry_arms_abroad",
+    "may_carry_explosives_abroad",
+    "confirmed_on",
+)
+
+
 class CapabilityEntry(Base):
     __tablename__ = "capability_entries"
     __table_args__ = (
         UniqueConstraint("unit_id", "capability_type_id"),
         CheckConstraint("level BETWEEN 0 AND 3", name="level_range"),
+        # Ranking reads every entry of one type (~7,400 of 200,000): on PostgreSQL from this
+        # index alone, without visiting ~2,000 heap pages (operations.matching).
+        Index(
+            "ix_capability_entries_matching",
+            "capability_type_id",
+            postgresql_include=list(MATCHING_COLUMNS),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), index=True)
-    capability_type_id: Mapped[int] = mapped_column(ForeignKey("capability_types.id"), index=True)
+    capability_type_id: Mapped[int] = mapped_column(ForeignKey("capability_types.id"))
     level: Mapped[int] = mapped_column(Integer)
     package_size: Mapped[int | None] = mapped_column(Integer)
     notice_to_move_hours: Mapped[int | None] = mapped_column(Integer)

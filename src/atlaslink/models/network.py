@@ -65,6 +65,10 @@ class Unit(Base):
     # ISO 639-1 codes the unit declares; never derived from the country.
     languages: Mapped[list[str]] = mapped_column(JSON, default=list)
     competent_authority: Mapped[str] = mapped_column(String(300), default="")
+    # Derived: the field groups the matching engine may use (sharing.matching_groups, one bit
+    # per group), rewritten with every write of the unit's sharing agreement, so that ranking
+    # need not join sharing_rules for every entry it scores.
+    matching_groups: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -3,12 +3,12 @@
 How it works, with the weights and the ETA model's assumptions: docs/matching.md. In short:
 
 * One SQL statement reads the line's capability entries of every unit of another country whose
-  entries the matching engine may use, applies the hard exclusions as a flag, scores every
-  row, and returns only the best ``limit`` candidates, the best-placed excluded units and the
-  two counts. Scoring in SQL keeps a 10,000-unit registry from ever being loaded into Python;
-  on SQLite the great-circle distance is a Python function registered on the connection
-  (SQLite's own math functions are a compile-time option), on PostgreSQL the same formula in
-  SQL.
+  entries the matching engine may use (``units.matching_groups``, kept by
+  sharing.matching_groups), scores every row with the same formula as :func:`score` and applies
+  the hard exclusions as a flag, and returns only the best ``limit`` candidates, the best-placed
+  excluded units and the counts. Scoring in SQL keeps a 10,000-unit registry from ever being
+  loaded into Python; Python recomputes the score of every returned row and checks that the
+  two agree.
 * Only the returned rows are explained: their agreements, entries and transport are loaded in
   bulk, what the viewer may see comes from ``sharing.redact.candidate_view`` and every factor
   text is written from the viewer's visible groups, so a value the viewer may not see (e.g.
@@ -40,6 +40,7 @@ from sqlalchemy import (
     Row,
     String,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -51,7 +52,8 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
 
 from atlaslink.auth.principal import MATCHING_ENGINE, Principal
 from atlaslink.config import get_settings
@@ -65,14 +67,13 @@ from atlaslink.models import (
     CountrySettings,
     Offer,
     RequestLine,
-    SharingRule,
     TransportAsset,
     Unit,
     utcnow,
 )
 from atlaslink.operations import geography, states
 from atlaslink.registry.taxonomy_seed import display_country
-from atlaslink.sharing import redact
+from atlaslink.sharing import matching_groups, redact
 from atlaslink.sharing.policy import (
     Agreement,
     Audience,
@@ -288,7 +289,13 @@ def load_legal_context(
     :func:`legal_fit`; call :meth:`LegalContext.for_line` for a line's explosives rule."""
     day = on or utcnow().date()
     home = request.requesting_country
-    settings = {s.country_iso2: s for s in session.scalars(select(CountrySettings))}
+    # Every country with its settings, if any: one read.
+    known = session.execute(
+        select(Country.iso2, CountrySettings).outerjoin(
+            CountrySettings, CountrySettings.country_iso2 == Country.iso2
+        )
+    ).all()
+    settings = {iso2: cs for iso2, cs in known if cs is not None}
     host = settings.get(home)
     agreements: dict[str, list[AgreementInfo]] = {}
     named: AgreementInfo | None = None
@@ -323,7 +330,7 @@ def load_legal_context(
         ),
         agreements={c: tuple(sorted(v, key=lambda i: i.id)) for c, v in agreements.items()},
         named_agreement=named,
-        countries=frozenset(session.scalars(select(Country.iso2))),
+        countries=frozenset(iso2 for iso2, _ in known),
     )
 
 
@@ -394,13 +401,11 @@ def legal_fit(ctx: LegalContext, unit_country: str, entry_flags: EntryFlags | No
 
 # --- Scoring -----------------------------------------------------------------------------
 #
-# One formula. Python computes it for the rows it reads, from what the matching engine may use
-# (sharing.policy.visible_groups). SQL computes the same formula as an upper bound, from the
-# raw package, notice-to-move and transport, to choose which rows to read: hiding a field never
-# raises the score (unknown package scores 0, unknown notice-to-move counts as
-# DEFAULT_NOTICE_HOURS, hidden transport means road only), so no unit ranks higher than its
-# bound. Only existence and level visibility are joined in SQL: they decide who is considered
-# and who fits, and therefore the counts.
+# One formula, computed twice from the same inputs: in SQL for every entry (to choose the best
+# rows; _candidate_statement writes it term by term in the same order, so the floats agree) and
+# in Python for the rows returned (to explain them). Both use only what the matching engine may
+# use of the unit (units.matching_groups): a hidden level is NULL, a hidden package scores 0, a
+# hidden notice-to-move counts as DEFAULT_NOTICE_HOURS, hidden transport means road only.
 
 
 def eta_points(eta_hours: float | None) -> float:
@@ -526,69 +531,11 @@ def _language_points(unit_languages: Sequence[str], requesting: frozenset[str]) 
 # --- The candidate statement -------------------------------------------------------------
 
 
-def _km_or_none(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> float | None:
-    if lat1 is None or lon1 is None or lat2 is None or lon2 is None:
-        return None
-    return geography.haversine_km(float(lat1), float(lon1), float(lat2), float(lon2))
-
-
-_SQLITE_FUNCTION = "atlaslink_haversine_km"
-
-
-def _prepare_connection(session: Session) -> str:
-    """The dialect name; on SQLite, registers the distance function on the connection (SQLite's
-    math functions are a compile-time option, so the Python haversine is used instead)."""
-    conn = session.connection()
-    name = conn.dialect.name
-    if name == "sqlite" and not conn.info.get(_SQLITE_FUNCTION):
-        # conn.info lives as long as the DBAPI connection: registered once per connection.
-        raw: Any = conn.connection.dbapi_connection
-        raw.create_function(_SQLITE_FUNCTION, 4, _km_or_none, deterministic=True)
-        conn.info[_SQLITE_FUNCTION] = True
-    elif name not in ("sqlite", "postgresql"):
+def _dialect(session: Session) -> str:
+    name = session.get_bind().dialect.name
+    if name not in ("sqlite", "postgresql"):
         raise NotImplementedError(f"matching does not support {name}")
     return name
-
-
-def _distance_km(dialect: str) -> ColumnElement[Any]:
-    """Great-circle distance from each unit's base to the incident (NULL if either has no
-    coordinates), the same formula as geography.haversine_km."""
-    if dialect == "postgresql":
-        lat = func.radians(Unit.latitude)
-        lon = func.radians(Unit.longitude)
-        plat = bindparam("incident_lat_rad", type_=Float)
-        plon = bindparam("incident_lon_rad", type_=Float)
-        a = func.power(func.sin((lat - plat) / 2.0), 2) + bindparam(
-            "incident_cos_lat", type_=Float
-        ) * func.cos(lat) * func.power(func.sin((lon - plon) / 2.0), 2)
-        root = func.sqrt(a)
-        # Clamped against rounding above 1 (asin's domain). Not with LEAST, which ignores
-        # NULLs: a unit without coordinates must stay NULL, not become antipodal.
-        return 2.0 * geography.EARTH_RADIUS_KM * func.asin(case((root > 1.0, 1.0), else_=root))
-    return func.atlaslink_haversine_km(
-        Unit.latitude,
-        Unit.longitude,
-        bindparam("incident_lat", type_=Float),
-        bindparam("incident_lon", type_=Float),
-    )
-
-
-def _distance_params(request: AssistanceRequest) -> dict[str, float | None]:
-    lat, lon = request.latitude, request.longitude
-    known = lat is not None and lon is not None
-    return {
-        "incident_lat": lat,
-        "incident_lon": lon,
-        "incident_lat_rad": math.radians(lat) if known and lat is not None else None,
-        "incident_lon_rad": math.radians(lon) if known and lon is not None else None,
-        "incident_cos_lat": math.cos(math.radians(lat)) if known and lat is not None else None,
-    }
-
-
-def _least(dialect: str, *args: Any) -> ColumnElement[Any]:
-    """Smallest argument (PostgreSQL LEAST, SQLite's scalar min; arguments must not be NULL:
-    the two treat NULL differently)."""
-    return func.least(*args) if dialect == "postgresql" else func.min(*args)
 
 
 def _requesting_languages(session: Session, request: AssistanceRequest) -> frozenset[str]:
@@ -604,7 +551,18 @@ def _mentions(column: ColumnElement[Any], codes: Sequence[str]) -> ColumnElement
     same SQL runs on SQLite and PostgreSQL and no JSON is decoded per row)."""
     if not codes:
         return false()
-    return or_(*(column.contains(f'"{c}"', autoescape=True) for c in sorted(codes)))
+    # Each pattern in the SQL text (the statement is cached per set of codes anyway): a pattern
+    # PostgreSQL knows when planning is compiled once, a parameter once per row.
+    return or_(
+        *(
+            column.like(bindparam(None, f'%"{_like_escape(c)}"%', literal_execute=True), "/")
+            for c in sorted(codes)
+        )
+    )
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 # Stands for "no such way of travelling" inside LEAST/min, which must not see NULLs.
@@ -615,28 +573,121 @@ def _param(name: str, type_: Any) -> Any:
     return bindparam(name, type_=type_)
 
 
+def _least(dialect: str, *args: Any) -> ColumnElement[Any]:
+    """Smallest argument (PostgreSQL LEAST, SQLite's scalar min; arguments must not be NULL:
+    the two treat NULL differently)."""
+    return func.least(*args) if dialect == "postgresql" else func.min(*args)
+
+
+def _one_of(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
+    """``column`` is in the list parameter ``name``: one array parameter on PostgreSQL (the SQL
+    text, and so the prepared statement, does not change with the list's length)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(String)))  # type: ignore[no-any-return]
+    return column.in_(bindparam(name, expanding=True))  # type: ignore[no-any-return]
+
+
+def _has(groups: Any, group: FieldGroup) -> ColumnElement[bool]:
+    """The unit's ``matching_groups`` include ``group`` (sharing.matching_groups)."""
+    return groups.bitwise_and(matching_groups.BIT[group]) != 0  # type: ignore[no-any-return]
+
+
+def _distance_km(dialect: str, unit: Any) -> ColumnElement[Any]:
+    """Great-circle distance from the unit's base to the incident, NULL if either has no
+    coordinates: geography.haversine_km in SQL (on SQLite without its math functions,
+    db._configure_sqlite registers Python ones under the same names)."""
+    lat = func.radians(unit.latitude)
+    a = func.power(func.sin((lat - _param("incident_lat_rad", Float)) / 2.0), 2) + _param(
+        "incident_cos_lat", Float
+    ) * func.cos(lat) * func.power(
+        func.sin((func.radians(unit.longitude) - _param("incident_lon_rad", Float)) / 2.0), 2
+    )
+    # The guard against rounding above 1 (asin's domain) is safe inside the CASE: LEAST and
+    # min would turn a NULL into 1 (antipodal) outside it.
+    return case(
+        (
+            or_(
+                unit.latitude.is_(None),
+                unit.longitude.is_(None),
+                # Cast: PostgreSQL cannot type a parameter that is only tested for NULL.
+                cast(_param("incident_lat_rad", Float), Float).is_(None),
+            ),
+            null(),
+        ),
+        else_=2.0 * geography.EARTH_RADIUS_KM * func.asin(func.sqrt(_least(dialect, a, 1.0))),
+    )
+
+
+def _language_points_sql(langs_text: Any, native: tuple[str, ...], english: bool) -> Any:
+    """W_NATIVE_LANGUAGE / W_ENGLISH / 0 from the unit's languages as JSON text (see
+    _mentions); the text conversion costs a copy per use, so callers convert once per row."""
+    return case(
+        (_mentions(langs_text, native), W_NATIVE_LANGUAGE),
+        (_mentions(langs_text, [ENGLISH] if english else []), W_ENGLISH),
+        else_=0.0,
+    )
+
+
+def _crossings_sql(dialect: str, unit: Any) -> Any:
+    return case((_one_of(dialect, unit.country_iso2, "neighbours"), 1), else_=2)
+
+
+@dataclass(frozen=True)
+class _CountryFacts:
+    """Per unit's country: border crossings to the requesting country and whether country-level
+    rules bar it. On PostgreSQL a table of the other countries from array parameters, joined
+    (one hash probe per entry instead of two list searches; it also leaves out the requesting
+    country); on SQLite the same from list parameters per row."""
+
+    table: Any
+    iso2: Any
+    crossings: Any
+    barred: Any
+
+    @staticmethod
+    def of(dialect: str, unit: Any) -> _CountryFacts:
+        if dialect == "postgresql":
+            table = (
+                func.unnest(
+                    bindparam("other_countries", type_=ARRAY(String)),
+                    bindparam("other_crossings", type_=ARRAY(Integer)),
+                    bindparam("other_barred", type_=ARRAY(Integer)),
+                )
+                .table_valued("iso2", "crossings", "barred")
+                .render_derived(name="other_country")
+            )
+            return _CountryFacts(table, table.c.iso2, table.c.crossings, table.c.barred)
+        return _CountryFacts(
+            None,
+            unit.country_iso2,
+            _crossings_sql(dialect, unit),
+            case((_one_of(dialect, unit.country_iso2, "barred"), 1), else_=0),
+        )
+
+
 @functools.lru_cache(maxsize=128)
 def _candidate_statement(dialect: str, native: tuple[str, ...], english: bool) -> Any:
-    """The line's entries of units of other countries that the matching engine may use, with
-    whether they fit, an upper bound of their score, and the two counts; only the best
-    ``fit_rows`` fitting and ``unfit_rows`` excluded rows by that bound are returned.
+    """The line's entries of units of other countries whose entries the matching engine may
+    use, each with its score and whether it fits; returns the best ``fit_rows`` fitting and
+    ``unfit_rows`` excluded rows with the inputs of their scores, and the counts.
+
+    The score is :func:`score` itself, from what the engine may use of each unit
+    (``units.matching_groups``), so the best rows by SQL are the best rows (rank_line checks
+    that Python computes the same score for every row returned). Every row is scored in one
+    narrow pass; the inputs are read again for the returned rows only.
 
     Built once per dialect and requesting languages, with every other value a bound parameter
     (:func:`_statement_params`): building this expression costs more than running it.
     """
-    rx = aliased(SharingRule, name="r_existence")
-    rl = aliased(SharingRule, name="r_level")
+    pg = dialect == "postgresql"
     min_level = _param("min_level", Integer)
-    air = (
-        select(
-            TransportAsset.unit_id.label("unit_id"),
-            func.max(case((TransportAsset.kind == "aircraft", 1), else_=0)).label("plane"),
-            func.max(case((TransportAsset.kind == "helicopter", 1), else_=0)).label("heli"),
-        )
-        .where(TransportAsset.kind.in_(("aircraft", "helicopter")))
-        .group_by(TransportAsset.unit_id)
-        .subquery("air")
-    )
+    e, u = CapabilityEntry, Unit
+    country = _CountryFacts.of(dialect, u)
+
+    def has_air(kind: str) -> Any:
+        # A hashed subplan: one set of unit ids per kind, probed per row.
+        return e.unit_id.in_(select(TransportAsset.unit_id).where(TransportAsset.kind == kind))
+
     deployed = (
         select(Offer.unit_id.label("unit_id"), func.count(Offer.id).label("n"))
         .join(AssistanceRequest, AssistanceRequest.id == Offer.request_id)
@@ -648,120 +699,122 @@ def _candidate_statement(dialect: str, native: tuple[str, ...], english: bool) -
         .group_by(Offer.unit_id)
         .subquery("deployed")
     )
-    langs_text = cast(Unit.languages, String)
-    lang_points = case(
-        (_mentions(langs_text, native), W_NATIVE_LANGUAGE),
-        (_mentions(langs_text, [ENGLISH] if english else []), W_ENGLISH),
-        else_=0.0,
-    )
-    base = (
+    groups = u.matching_groups
+    transport = _has(groups, G.TRANSPORT)
+    # Pass 1: every entry, with what the engine may use of it (hidden: NULL, or the default).
+    inputs = (
         select(
-            CapabilityEntry.id.label("entry_id"),
-            CapabilityEntry.unit_id.label("unit_id"),
-            Unit.code.label("code"),
-            Unit.country_iso2.label("country"),
-            Unit.latitude.label("lat"),
-            Unit.longitude.label("lon"),
-            case((rl.audience.in_(MATCHING_AUDIENCES), CapabilityEntry.level)).label("level"),
-            # Raw values: they only bound the score here; Python decides whether they count.
-            CapabilityEntry.package_size.label("package"),
-            CapabilityEntry.notice_to_move_hours.label("notice"),
-            func.coalesce(air.c.plane, 0).label("plane"),
-            func.coalesce(air.c.heli, 0).label("heli"),
-            CapabilityEntry.may_deploy_abroad.label("abroad"),
-            CapabilityEntry.may_carry_arms_abroad.label("arms"),
-            CapabilityEntry.may_carry_explosives_abroad.label("explosives"),
-            CapabilityEntry.confirmed_on.label("confirmed_on"),
-            _distance_km(dialect).label("dist"),
+            e.id.label("entry_id"),
+            u.code.label("code"),
+            u.country_iso2.label("country"),
+            case((_has(groups, G.LEVEL), e.level)).label("level"),
+            case((_has(groups, G.PACKAGE), e.package_size)).label("package"),
+            func.coalesce(
+                case((_has(groups, G.NOTICE), e.notice_to_move_hours)), DEFAULT_NOTICE_HOURS
+            ).label("notice_h"),
+            e.may_deploy_abroad.label("abroad"),
+            e.may_carry_arms_abroad.label("arms"),
+            e.may_carry_explosives_abroad.label("explosives"),
+            e.confirmed_on.label("confirmed_on"),
+            case((and_(transport, has_air("aircraft")), 1), else_=0).label("plane"),
+            case((and_(transport, has_air("helicopter")), 1), else_=0).label("heli"),
             func.coalesce(deployed.c.n, 0).label("committed"),
-            lang_points.label("lang"),
-            case(
-                (Unit.country_iso2.in_(bindparam("neighbours", expanding=True)), 1), else_=2
-            ).label("crossings"),
+            _distance_km(dialect, u).label("dist"),
+            cast(u.languages, String).label("langs"),
+            country.crossings.label("crossings"),
+            country.barred.label("barred"),
         )
-        .select_from(CapabilityEntry)
-        .join(Unit, Unit.id == CapabilityEntry.unit_id)
-        # The entry exists for matching only if its existence is shared beyond the own unit
-        # (sharing.policy: the level counts only then, as every entry group).
-        .join(
-            rx,
-            and_(
-                rx.unit_id == CapabilityEntry.unit_id,
-                rx.field_group == G.EXISTENCE.value,
-                rx.audience.in_(MATCHING_AUDIENCES),
-            ),
-        )
-        .outerjoin(rl, and_(rl.unit_id == CapabilityEntry.unit_id, rl.field_group == G.LEVEL.value))
-        .outerjoin(air, air.c.unit_id == CapabilityEntry.unit_id)
-        .outerjoin(deployed, deployed.c.unit_id == CapabilityEntry.unit_id)
+        .select_from(e)
+        .join(u, u.id == e.unit_id)
+        .outerjoin(deployed, deployed.c.unit_id == e.unit_id)
         .where(
-            CapabilityEntry.capability_type_id == _param("capability_type_id", Integer),
-            Unit.country_iso2 != _param("requesting_country", String),
+            e.capability_type_id == _param("capability_type_id", Integer),
+            # The entries exist for matching only if their existence is shared beyond the
+            # own unit (sharing.policy; the entry groups count only then).
+            _has(groups, G.EXISTENCE),
         )
     )
-    # Materialised so that the distance (trigonometry) is computed once per row.
-    considered = base.cte("considered").prefix_with("MATERIALIZED", dialect="postgresql")
-    c = considered.c
-
-    # The upper bound of score(): raw package and transport, and the notice-to-move capped at
-    # the default (a hidden one counts as the default, which may be lower than the raw value).
-    notice_ub = func.coalesce(_least(dialect, c.notice, DEFAULT_NOTICE_HOURS), DEFAULT_NOTICE_HOURS)
-    road = c.dist * ROAD_DETOUR_FACTOR / ROAD_KMH + c.crossings * BORDER_CROSSING_HOURS
-    plane = case((c.plane == 1, c.dist / AIRCRAFT_KMH + AIRCRAFT_OVERHEAD_HOURS), else_=_NEVER)
+    if country.table is not None:
+        inputs = inputs.join(country.table, country.iso2 == u.country_iso2)
+    else:
+        inputs = inputs.where(u.country_iso2 != _param("requesting_country", String))
+    # OFFSET 0 keeps PostgreSQL from inlining a layer into the next, which would compute the
+    # distance (trigonometry) and the ETA once per use instead of once per row.
+    layer1 = (inputs.offset(0) if pg else inputs).subquery("inputs")
+    i = layer1.c
+    road = i.dist * ROAD_DETOUR_FACTOR / ROAD_KMH + i.crossings * BORDER_CROSSING_HOURS
+    plane = case((i.plane == 1, i.dist / AIRCRAFT_KMH + AIRCRAFT_OVERHEAD_HOURS), else_=_NEVER)
     heli = case(
         (
-            and_(c.heli == 1, c.dist <= HELICOPTER_MAX_KM),
-            c.dist / HELICOPTER_KMH + HELICOPTER_OVERHEAD_HOURS,
+            and_(i.heli == 1, i.dist <= HELICOPTER_MAX_KM),
+            i.dist / HELICOPTER_KMH + HELICOPTER_OVERHEAD_HOURS,
         ),
         else_=_NEVER,
     )
-    eta_ub = case((c.dist.is_(None), null()), else_=notice_ub + _least(dialect, road, plane, heli))
-    timed = select(considered, eta_ub.label("eta_ub")).subquery("timed")
+    timed_q = select(
+        i.entry_id,
+        i.code,
+        i.country,
+        i.level,
+        i.package,
+        i.abroad,
+        i.arms,
+        i.explosives,
+        i.confirmed_on,
+        i.committed,
+        i.barred,
+        _language_points_sql(i.langs, native, english).label("lang"),
+        case(
+            (i.dist.is_(None), null()), else_=i.notice_h + _least(dialect, road, plane, heli)
+        ).label("eta"),
+    )
+    timed = (timed_q.offset(0) if pg else timed_q).subquery("timed")
     t = timed.c
     # Cast: PostgreSQL cannot type a parameter that is only tested for NULL.
     hours_left = cast(_param("hours_left", Float), Float)
     quantity = _param("quantity", Integer)
-    upper_bound = (
-        case((t.level.is_(None), 0.0), else_=(t.level - min_level) * W_LEVEL)
+    # score(), term by term and in the same order (so that the floats agree).
+    # (Every term is cheap on purpose: it runs for every entry. A NULL compared is not true, so
+    # an unknown ETA or needed-by time is never late.)
+    points = (
+        func.coalesce((t.level - min_level) * W_LEVEL, 0.0)
         + case(
             (t.package.is_(None), 0.0),
             (t.package >= quantity, W_PACKAGE),
-            else_=t.package * W_PACKAGE / _param("quantity_f", Float),
+            else_=W_PACKAGE * t.package / _param("quantity_f", Float),
         )
-        + case(
-            (t.eta_ub.is_(None), 0.0),
-            else_=W_ETA * ETA_HALF_HOURS / (t.eta_ub + ETA_HALF_HOURS),
-        )
-        + case((and_(hours_left.is_not(None), t.eta_ub > hours_left), -W_LATE), else_=0.0)
+        + func.coalesce(W_ETA * ETA_HALF_HOURS / (ETA_HALF_HOURS + t.eta), 0.0)
+        + case((t.eta > hours_left, -W_LATE), else_=0.0)
         + t.lang
-        - case((t.committed > MAX_COMMITMENTS_COUNTED, MAX_COMMITMENTS_COUNTED), else_=t.committed)
-        * W_COMMITMENT
+        - W_COMMITMENT * _least(dialect, t.committed, MAX_COMMITMENTS_COUNTED)
         - case((t.confirmed_on < _param("stale_cut", Date), W_STALE), else_=0.0)
     )
     # Hard exclusions, the same rules as legal_fit and _Explainer._level_reasons (rank_line
-    # checks that they agree on every row it returns).
+    # checks that they agree on every row it returns). NULL is not true: the CASE below counts
+    # an unknown as "not excluded", which is what a NULL level with minimum 0 must be.
     excluded = or_(
-        and_(t.level.is_not(None), t.level < min_level),
+        t.level < min_level,
         and_(t.level.is_(None), min_level > 0),
         not_(t.abroad),
         and_(_param("arms_rule", Boolean), not_(t.arms)),
         and_(_param("explosives_rule", Boolean), not_(t.explosives)),
-        t.country.in_(bindparam("barred", expanding=True)),
+        t.barred == 1,
     )
-    # Materialised: the exclusion flag and the bound are computed once per row, then read by
-    # the two best-N branches and the two counts below.
+    # Narrow, so that writing it and reading it four times stays cheap.
     scored = (
         select(
-            timed,
-            upper_bound.label("ub"),
+            t.entry_id,
+            t.code,
+            t.committed,
+            points.label("score"),
             case((excluded, 0), else_=1).label("eligible"),
-            case((t.eta_ub.is_(None), 1), else_=0).label("eta_unknown"),
+            case((t.eta.is_(None), 1), else_=0).label("eta_unknown"),
         )
         .cte("scored")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     s = scored.c
-    order = (s.eta_unknown, s.ub.desc(), s.code)
+    order = (s.eta_unknown, s.score.desc(), s.code)
     # Two best-N reads (a bounded heap each) rather than sorting every row under a window.
     fit = (
         select(scored)
@@ -778,16 +831,55 @@ def _candidate_statement(dialect: str, native: tuple[str, ...], english: bool) -
         .subquery("unfit")
     )
     best = union_all(select(fit), select(unfit)).subquery("best")
-    return select(
-        best,
-        select(func.count())
-        .select_from(scored)
-        .where(s.eligible == 1)
-        .scalar_subquery()
-        .label("n_fit"),
-        select(func.count()).select_from(scored).scalar_subquery().label("n_all"),
-        select(func.count(Unit.id)).scalar_subquery().label("n_units"),
-    ).order_by(best.c.eligible.desc(), best.c.eta_unknown, best.c.ub.desc(), best.c.code)
+    b = best.c
+
+    # Pass 2, for the returned rows only: the raw inputs (Python applies the groups) and the
+    # unit's air assets by its index.
+    def has_kind(kind: str) -> Any:
+        return (
+            select(func.count(TransportAsset.id))
+            .where(TransportAsset.unit_id == u.id, TransportAsset.kind == kind)
+            .scalar_subquery()
+        )
+
+    return (
+        select(
+            b.entry_id,
+            e.unit_id.label("unit_id"),
+            b.code,
+            u.country_iso2.label("country"),
+            u.latitude.label("lat"),
+            u.longitude.label("lon"),
+            groups.label("groups"),
+            case((_has(groups, G.LEVEL), e.level)).label("level"),
+            e.package_size.label("package"),
+            e.notice_to_move_hours.label("notice"),
+            case((has_kind("aircraft") > 0, 1), else_=0).label("plane"),
+            case((has_kind("helicopter") > 0, 1), else_=0).label("heli"),
+            e.may_deploy_abroad.label("abroad"),
+            e.may_carry_arms_abroad.label("arms"),
+            e.may_carry_explosives_abroad.label("explosives"),
+            e.confirmed_on.label("confirmed_on"),
+            _distance_km(dialect, u).label("dist"),
+            b.committed,
+            _language_points_sql(cast(u.languages, String), native, english).label("lang"),
+            _crossings_sql(dialect, u).label("crossings"),
+            b.score,
+            b.eligible,
+            b.eta_unknown,
+            select(func.count())
+            .select_from(scored)
+            .where(s.eligible == 1)
+            .scalar_subquery()
+            .label("n_fit"),
+            select(func.count()).select_from(scored).scalar_subquery().label("n_all"),
+            select(func.count(Unit.id)).scalar_subquery().label("n_units"),
+        )
+        .select_from(best)
+        .join(e, e.id == b.entry_id)
+        .join(u, u.id == e.unit_id)
+        .order_by(b.eligible.desc(), b.eta_unknown, b.score.desc(), b.code)
+    )
 
 
 def _statement_params(
@@ -799,13 +891,20 @@ def _statement_params(
     hours_left: float | None,
 ) -> dict[str, Any]:
     home = request.requesting_country
+    neighbours = geography.NEIGHBOURS.get(home, frozenset())
+    barred = sorted(country for country in ctx.countries if legal_fit(ctx, country, None))
+    others = sorted(ctx.countries - {home})
+    lat, lon = request.latitude, request.longitude
+    known = lat is not None and lon is not None
     return {
-        **_distance_params(request),
+        "incident_lat_rad": math.radians(lat) if known and lat is not None else None,
+        "incident_lon_rad": math.radians(lon) if known and lon is not None else None,
+        "incident_cos_lat": math.cos(math.radians(lat)) if known and lat is not None else None,
         "capability_type_id": line.capability_type_id,
         "requesting_country": home,
         # -1: no offer has it, so a request not yet stored counts every deployment.
         "request_id": request.id if request.id is not None else -1,
-        "neighbours": sorted(geography.NEIGHBOURS.get(home, frozenset())),
+        "neighbours": sorted(neighbours),
         "min_level": line.min_level,
         "quantity": line.quantity,
         "quantity_f": float(line.quantity),
@@ -814,7 +913,11 @@ def _statement_params(
         "arms_rule": ctx.arms_needed and not ctx.host_prohibits_arms,
         "explosives_rule": ctx.explosives_needed and not ctx.host_prohibits_explosives,
         # Country-level rules (bilateral agreements, 2008/617) as one list of barred countries.
-        "barred": sorted(country for country in ctx.countries if legal_fit(ctx, country, None)),
+        "barred": barred,
+        # The same per other country, as _CountryFacts' table on PostgreSQL.
+        "other_countries": others,
+        "other_crossings": [1 if c in neighbours else 2 for c in others],
+        "other_barred": [1 if c in barred else 0 for c in others],
     }
 
 
@@ -915,20 +1018,21 @@ def _plan(
     )
 
 
-# Float tolerance between the bound computed in SQL and the score computed in Python.
+# Float tolerance between the score computed in SQL and the score computed in Python.
 _EPSILON = 1e-6
 
 
-def _settled(plans: Sequence[_Plan], last: Row[Any], limit: int) -> bool:
-    """Whether no row beyond ``last`` (the worst bound read) can enter the best ``limit``: their
-    scores are at most their bounds, which are at most ``last``'s."""
-    if len(plans) < limit:
-        return False
-    kth = plans[limit - 1]
-    kth_unknown = kth.score.eta is None
-    if kth_unknown != bool(last.eta_unknown):
-        return not kth_unknown
-    return kth.score.points > float(last.ub) + _EPSILON
+def _checked_plan(
+    row: Row[Any], line: RequestLine, stale_cut: date, hours_left: float | None
+) -> _Plan:
+    """The row's score in Python, from the groups the statement used; the SQL must agree (one
+    formula), or the ranking could have missed its best units."""
+    plan = _plan(row, matching_groups.groups(row.groups), line, stale_cut, hours_left)
+    if (plan.score.eta is None) != bool(row.eta_unknown) or abs(
+        plan.score.points - float(row.score)
+    ) > _EPSILON:
+        raise RuntimeError(f"ranking SQL and score() disagree on unit {row.unit_id}")
+    return plan
 
 
 def _refine_road_times(
@@ -1016,49 +1120,51 @@ def rank_line(
         (line.needed_by - now).total_seconds() / 3600 if line.needed_by is not None else None
     )
 
-    # Read the best rows by their bound until the bound proves the best `limit` are among them
-    # (hidden fields are a minority, so the first read almost always does).
-    dialect = _prepare_connection(session)
+    dialect = _dialect(session)
     statement = _candidate_statement(
         dialect, tuple(sorted(languages - {ENGLISH})), ENGLISH in languages
     )
     params = _statement_params(request, line, ctx, stale_cut=stale_cut, hours_left=hours_left)
-    params["unfit_rows"] = _EXCLUDED_READ
-    fit_rows = max(3 * limit, limit + 20)
-    while True:
-        rows = session.execute(statement, {**params, "fit_rows": fit_rows}).all()
-        fit = [r for r in rows if r.eligible == 1]
-        unfit = [r for r in rows if r.eligible == 0]
-        agreements = load_agreements(session, [r.unit_id for r in rows])
-        engine = {unit_id: visible_groups(MATCHING_ENGINE, a) for unit_id, a in agreements.items()}
-        # A unit whose sharing changed since the statement (another transaction) so that the
-        # engine may no longer use its entries is dropped, never named.
-        plans = sorted(
-            (
-                _plan(r, engine[r.unit_id], line, stale_cut, hours_left)
-                for r in fit
-                if G.EXISTENCE in engine[r.unit_id]
-            ),
-            key=lambda p: p.key,
-        )
-        if len(fit) < fit_rows or _settled(plans, fit[-1], limit):
-            break
-        fit_rows *= 4
+    rows = session.execute(
+        statement, {**params, "fit_rows": limit, "unfit_rows": _EXCLUDED_READ}
+    ).all()
+    fit = [r for r in rows if r.eligible == 1]
+    unfit = [r for r in rows if r.eligible == 0]  # best-placed first
+    # Agreements: of every candidate, and of excluded units in order until MAX_EXCLUDED of
+    # them may be named to the viewer (most may: usually the first batch suffices).
+    agreements = load_agreements(session, [r.unit_id for r in fit + unfit[:MAX_EXCLUDED]])
+    seen: dict[int, frozenset[FieldGroup]] = {}  # what the viewer may see of each unit
+
+    def usable(unit_id: int) -> bool:
+        """Whether the engine may still use the unit's entries (a unit whose sharing changed
+        since the statement, in another transaction, is dropped, never named); notes what the
+        viewer may see of it."""
+        agreement = agreements[unit_id]
+        seen[unit_id] = visible_groups(viewer, agreement)
+        return G.EXISTENCE in visible_groups(MATCHING_ENGINE, agreement)
+
+    plans = sorted(
+        (_checked_plan(r, line, stale_cut, hours_left) for r in fit if usable(r.unit_id)),
+        key=lambda p: p.key,
+    )
     candidate_count = rows[0].n_fit if rows else 0
     excluded_count = rows[0].n_all - candidate_count if rows else 0
     units_total = rows[0].n_units if rows else session.scalar(select(func.count(Unit.id))) or 0
-    plans = plans[:limit]
-    seen = {unit_id: visible_groups(viewer, a) for unit_id, a in agreements.items()}
+    engine = {r.unit_id: matching_groups.groups(r.groups) for r in rows}
     # Best-placed first (by the score they would have had), and named only to a viewer who may
     # know that the unit holds this capability at all.
+    named: list[Row[Any]] = []
+    for n, r in enumerate(unfit):
+        if len(named) == MAX_EXCLUDED:
+            break
+        if r.unit_id not in agreements:
+            batch = [x.unit_id for x in unfit[n : n + MAX_EXCLUDED]]
+            agreements.update(load_agreements(session, batch))
+        if usable(r.unit_id) and G.EXISTENCE in seen[r.unit_id]:
+            named.append(r)
     misfits = sorted(
-        (
-            _plan(r, engine[r.unit_id], line, stale_cut, hours_left)
-            for r in unfit
-            if G.EXISTENCE in engine[r.unit_id] and G.EXISTENCE in seen[r.unit_id]
-        ),
-        key=lambda p: p.key,
-    )[:MAX_EXCLUDED]
+        (_checked_plan(r, line, stale_cut, hours_left) for r in named), key=lambda p: p.key
+    )
 
     notes: list[str] = []
     if request.latitude is None or request.longitude is None:
@@ -1067,30 +1173,33 @@ def rank_line(
     if routing_note:
         notes.append(routing_note)
 
-    ids = sorted({p.row.unit_id for p in plans} | {p.row.unit_id for p in misfits})
-    units = {u.id: u for u in session.scalars(select(Unit).where(id_in(session, Unit.id, ids)))}
+    # The explained rows' units and entries in one read; transport only where it is shown.
     entry_ids = [p.row.entry_id for p in plans] + [p.row.entry_id for p in misfits]
-    entries = {
-        e.id: e
-        for e in session.scalars(
-            select(CapabilityEntry).where(id_in(session, CapabilityEntry.id, entry_ids))
-        )
-    }
+    loaded = session.execute(
+        select(CapabilityEntry, Unit)
+        .join(Unit, Unit.id == CapabilityEntry.unit_id)
+        .where(id_in(session, CapabilityEntry.id, entry_ids))
+    ).tuples()
+    entries = {entry.id: (entry, unit) for entry, unit in loaded}
+    shows_transport = sorted(
+        {e.unit_id for e, _ in entries.values() if G.TRANSPORT in seen[e.unit_id]}
+    )
     transport: dict[int, list[TransportAsset]] = {}
-    for asset in session.scalars(
-        select(TransportAsset)
-        .where(id_in(session, TransportAsset.unit_id, ids))
-        .order_by(TransportAsset.id)
-    ):
-        transport.setdefault(asset.unit_id, []).append(asset)
+    if shows_transport:
+        for asset in session.scalars(
+            select(TransportAsset)
+            .where(id_in(session, TransportAsset.unit_id, shows_transport))
+            .order_by(TransportAsset.id)
+        ):
+            transport.setdefault(asset.unit_id, []).append(asset)
     explain = _Explainer(ctx, line, languages, settings.stale_after_days, hours_left)
 
     candidates: list[Candidate] = []
     for plan in plans:
         row = plan.row
-        unit, entry = units.get(row.unit_id), entries.get(row.entry_id)
-        if unit is None or entry is None:  # deleted since the statement
+        if row.entry_id not in entries:  # deleted since the statement
             continue
+        entry, unit = entries[row.entry_id]
         explain.check_fits(row)
         agreement = agreements[unit.id]
         shown = redact.candidate_view(viewer, unit, agreement, entry, transport.get(unit.id, []))
@@ -1117,9 +1226,9 @@ def rank_line(
     excluded: list[Exclusion] = []
     for plan in misfits:
         row = plan.row
-        unit, entry = units.get(row.unit_id), entries.get(row.entry_id)
-        if unit is None or entry is None:
+        if row.entry_id not in entries:
             continue
+        entry, unit = entries[row.entry_id]
         agreement = agreements[unit.id]
         shown = redact.candidate_view(viewer, unit, agreement, entry, transport.get(unit.id, []))
         excluded.append(

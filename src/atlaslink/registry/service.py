@@ -32,7 +32,7 @@ from atlaslink.registry import repository as repo
 from atlaslink.registry import schemas
 from atlaslink.registry.repository import UnitFilters
 from atlaslink.registry.taxonomy_seed import display_country
-from atlaslink.sharing import redact
+from atlaslink.sharing import matching_groups, redact
 from atlaslink.sharing.policy import Audience, FieldGroup, load_agreements
 
 
@@ -599,6 +599,7 @@ def set_sharing(
         for listed_id in unit_ids:
             session.add(SharingTarget(rule_id=rule_row.id, unit_id=listed_id))
     session.flush()
+    matching_groups.refresh(session, [unit_id])
     after = get_sharing(session, actor, unit_id) if actor.unit_id == unit_id else data
     if before is None or after != before:
         audit.append(
