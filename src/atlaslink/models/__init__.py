@@ -31,8 +31,10 @@ from atlaslink.models.operations import (
     UserPreferences,
 )
 from atlaslink.models.sharing import SharingRule, SharingTarget
+from atlaslink.models.version import VERSIONED_TABLES, RegistryVersion
 
 __all__ = [
+    "VERSIONED_TABLES",
     "ApiToken",
     "Arrangement",
     "AssistanceRequest",
@@ -53,6 +55,7 @@ __all__ = [
     "Offer",
     "OfferLine",
     "OperationEvent",
+    "RegistryVersion",
     "RequestAddressee",
     "RequestGrant",
     "RequestLine",
