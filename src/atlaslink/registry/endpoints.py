@@ -25,7 +25,7 @@ def _blank(value: str | None) -> str | None:
     return value.strip() or None if value is not None else None
 
 
-def unit_filters(
+async def unit_filters(
     q: Annotated[str | None, Query(max_length=100, description="Name, code or base")] = None,
     country: Annotated[str | None, Query(max_length=2, description="ISO 3166-1 code")] = None,
     network: Annotated[str | None, Query(max_length=32)] = None,
@@ -45,6 +45,7 @@ def unit_filters(
     level = _blank(min_level)
     if level and level not in ("0", "1", "2", "3"):
         errors.append({"field": "min_level", "message": "a level from 0 to 3"})
+    # async (pure checks, no I/O): FastAPI then runs it without a thread-pool hop.
     if errors:
         raise Invalid("Some filters are not valid.", errors=errors)
     return UnitFilters(
