@@ -1,4 +1,5 @@
-"""registry version: a token that every write to the tables listings read changes
+"""registry version (a token that every write to the tables listings read changes); the audit
+head remembers the previous tip
 
 Revision ID: 0004
 Revises: 0003
@@ -29,6 +30,8 @@ _SQLITE_VERBS = ("INSERT", "UPDATE", "DELETE")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("audit_head", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("prev_hash", sa.String(length=64), nullable=True))
     op.create_table(
         "registry_version",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
@@ -81,3 +84,5 @@ def downgrade() -> None:
             for verb in _SQLITE_VERBS:
                 op.execute(f"DROP TRIGGER IF EXISTS registry_version_{table}_{verb.lower()}")
     op.drop_table("registry_version")
+    with op.batch_alter_table("audit_head", schema=None) as batch_op:
+        batch_op.drop_column("prev_hash")
