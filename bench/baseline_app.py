@@ -5,20 +5,22 @@
 Both measurements of bench/bench_list_units.py are served by this one app and process:
 
 * ``GET /api/v1/units?page=K&per_page=100``: the real listing, sharing applied;
-* ``GET /bench/units-unfiltered?page=K&per_page=100``: the same rows, counts and contacts from
+* ``GET /bench/units-unfiltered?page=K&per_page=100``: the same page from
   ``bench.unfiltered.list_units_unfiltered``: same authentication (``api_principal``), same
-  middleware, same unit-of-work transaction, no sharing step.
+  middleware, same unit-of-work transaction, same (cached) directory page and serialisation,
+  no sharing step.
 
 It is never part of the product: the route exists only in this file.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Response
 
 from atlaslink.app import create_app
+from atlaslink.registry.endpoints import plain_json
 from atlaslink.registry.repository import UnitFilters
 from atlaslink.web.deps import DB, ApiPrincipal
 from bench.unfiltered import list_units_unfiltered
@@ -33,7 +35,8 @@ def create_bench_app() -> FastAPI:
         who: ApiPrincipal,
         page: Annotated[int, Query(ge=1)] = 1,
         per_page: Annotated[int, Query(ge=1, le=500)] = 50,
-    ) -> list[dict[str, Any]]:
-        return list_units_unfiltered(db, UnitFilters(), page, per_page)
+    ) -> Response:
+        # Serialised as the real listing is (plain values, no response validation).
+        return plain_json(list_units_unfiltered(db, UnitFilters(), page, per_page))
 
     return app

@@ -41,8 +41,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,35 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "unfiltered": ("/bench/units-unfiltered", "bench.duty"),
     "observer": ("/api/v1/units", "bench.observer"),
 }
+# One benchmark at a time on this machine (the same protocol as bench/bench_rank_line.py).
+LOCK = Path("/tmp/atlaslink-benching")
 TARGET_P95_MS = 50.0
 TARGET_RPS = 200.0
 TARGET_OVERHEAD = 0.25
+
+
+@contextmanager
+def benchmark_lock(name: str, expected_seconds: float, wait_minutes: float) -> Iterator[None]:
+    """Wait (polling every 30 s, at most ``wait_minutes``) while another benchmark holds the
+    lock file, then hold it until the block ends, also when the process is terminated."""
+    deadline = time.monotonic() + wait_minutes * 60
+    while LOCK.exists():
+        if time.monotonic() > deadline:
+            sys.exit(f"{LOCK} still exists after {wait_minutes:g} min: another benchmark runs")
+        try:
+            holder = LOCK.read_text().strip()
+        except OSError:
+            holder = "?"
+        print(f"# waiting: {LOCK} exists ({holder})", file=sys.stderr, flush=True)
+        time.sleep(30)
+    # finally blocks run on SystemExit, so a terminated run still gives the lock back.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    end = datetime.now(UTC) + timedelta(seconds=expected_seconds)
+    LOCK.write_text(f"{name} until about {end:%Y-%m-%d %H:%M:%S} UTC\n")
+    try:
+        yield
+    finally:
+        LOCK.unlink(missing_ok=True)
 
 
 def int_list(text: str) -> list[int]:
@@ -446,6 +473,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "the connections spread over the server's workers)",
     )
     p.add_argument(
+        "--wait-minutes",
+        type=float,
+        default=30.0,
+        help="longest wait while another benchmark holds /tmp/atlaslink-benching (30)",
+    )
+    p.add_argument(
         "--variants",
         default="sharing,unfiltered",
         help="comma-separated, from: " + ", ".join(VARIANTS),
@@ -476,6 +509,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     print(f"# {info['date']}  nproc={info['nproc']}  {info['cpu_model']}  {info['ram_gib']} GiB")
     print(f"# about {planned / 60:.1f} min of load", flush=True)
+    with benchmark_lock("bench_list_units.py", planned * 1.5 + 60, args.wait_minutes):
+        rounds, discarded = run_rounds(args, variants, tokens, url, stamp)
+    return report(args, variants, info, stamp, rounds, discarded)
+
+
+def run_rounds(
+    args: argparse.Namespace,
+    variants: list[str],
+    tokens: dict[str, Any],
+    url: str,
+    stamp: str,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     deadline = time.monotonic() + 60 * args.max_minutes
     rounds: list[dict[str, Any]] = []
     discarded: list[dict[str, Any]] = []
@@ -561,11 +606,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                             continue
                         rounds.extend(block)
                         break
+    return rounds, discarded
+
+
+def report(
+    args: argparse.Namespace,
+    variants: list[str],
+    info: dict[str, Any],
+    stamp: str,
+    rounds: list[dict[str, Any]],
+    discarded: list[dict[str, Any]],
+) -> int:
     summary = summarise(rounds, variants)
     codes = sorted({r["code"] for r in rounds})
     if len(codes) > 1:
         print(f"WARNING: src/ changed during the run: {codes}")
-    report = (
+    text = (
         f"Medians of {args.rounds} rounds ({args.duration} s wrk runs, -t{args.threads}, "
         f"random page 1..{args.pages}, per_page={args.per_page}; code {', '.join(codes)}; "
         f"{'new connection per request' if args.close else 'kept-alive connections'}):\n\n"
@@ -581,7 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     print()
-    print(report)
+    print(text)
     out = RESULTS / f"list_units-{stamp}.json"
     out.write_text(
         json.dumps(
@@ -596,7 +652,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         + "\n"
     )
-    (RESULTS / f"list_units-{stamp}.md").write_text(report)
+    (RESULTS / f"list_units-{stamp}.md").write_text(text)
     print(f"saved {out} and its .md")
     return 0
 

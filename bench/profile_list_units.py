@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/profile_list_units.py [--iterations 50] [--cprofile]
 
-Times each step of ``service.list_units`` (with sharing, as the benchmark's duty officer) and of
-``bench.unfiltered.list_units_unfiltered`` on the benchmark database, plus what the API does around
-them: validating/serialising the response and the read-audit append + commit. Medians over
+Times each step of ``service.list_units_page`` (with sharing, as the benchmark's duty officer)
+and of ``bench.unfiltered.list_units_unfiltered`` on the benchmark database, plus what the API
+does around them: serialising the response and the read-audit append + commit. Medians over
 --iterations requests, pages drawn at random from 1..100 (seeded). Single-threaded, so this is
 service time, not queueing. With --cprofile, also prints the top functions of the sharing path.
 """
@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic_core import to_json
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,7 +33,8 @@ from atlaslink.auth.principal import Principal
 from atlaslink.db import make_engine
 from atlaslink.models import Network, SharingRule, SharingTarget, Unit, User
 from atlaslink.registry import repository as repo
-from atlaslink.registry import schemas, service
+from atlaslink.registry import service
+from atlaslink.registry import version as registry_version
 from atlaslink.registry.repository import UnitFilters
 from atlaslink.sharing import redact
 from atlaslink.sharing.policy import (
@@ -75,42 +76,30 @@ class Steps:
 
 
 def sharing_request(db: Session, token: str, page: int, st: Steps) -> None:
-    """The steps of GET /api/v1/units (registry/endpoints.list_units -> service.list_units),
-    one by one; keep in step with src/ (the whole-call timing below shows any drift)."""
+    """The steps of GET /api/v1/units (registry/endpoints.list_units ->
+    service.list_units_page), one by one; keep in step with src/ (the whole-call timing below
+    shows any drift)."""
     with read_ledger() as ledger:
         user = st.time("auth: token -> user", lambda: auth.authenticate_token(db, token))
         who = auth.principal_of(user)
         ledger.actor = who
         offset, limit = (page - 1) * PER_PAGE, PER_PAGE
+        version = st.time("registry version", lambda: registry_version.current(db))
         rows, total = st.time(
-            "units_page (count + page query)",
-            lambda: repo.units_page(db, who, UnitFilters(), offset, limit),
+            "directory page (cached by version)",
+            lambda: repo.directory_page(db, who, UnitFilters(), offset, limit, version=version),
         )
-        ids = [u.id for u, _ in rows]
-        agreements = st.time("load_agreements [sharing]", lambda: load_agreements(db, ids))
-        counts = st.time("capability_counts", lambda: repo.capability_counts(db, ids))
-        contacts = st.time("contacts_of", lambda: repo.contacts_of(db, ids))
+        ids = [r.id for r in rows]
+        agreements = st.time(
+            "load_agreements (cached by version) [sharing]",
+            lambda: load_agreements(db, ids, version=version),
+        )
         items = st.time(
             "redact.unit_summary x100 [sharing]",
-            lambda: [
-                redact.unit_summary(
-                    who,
-                    u,
-                    agreements[u.id],
-                    network_code=n,
-                    capability_count=counts.get(u.id, 0),
-                    contacts=contacts[u.id],
-                )
-                for u, n in rows
-            ],
+            lambda: [redact.unit_summary(who, r, agreements[r.id]) for r in rows],
         )
-        result = st.time(
-            "Page model",
-            lambda: schemas.Page[schemas.UnitSummary](
-                items=items, total=total, page=page, per_page=PER_PAGE, pages=100
-            ),
-        )
-        st.time("response JSON (model_dump_json)", result.model_dump_json)
+        body = service.page_dict(items, total, page, PER_PAGE)
+        st.time("response JSON", lambda: to_json(body))
         noted = len(ledger.objects)
         st.time("read audit append (flush_reads) [sharing]", lambda: flush_reads(db, ledger))
         st.time("commit", db.commit)
@@ -125,9 +114,9 @@ def sharing_whole(db: Session, token: str, page: int, st: Steps) -> None:
         who = auth.principal_of(user)
         ledger.actor = who
         st.time(
-            "service.list_units + JSON + audit + commit",
+            "service.list_units_page + JSON + audit + commit",
             lambda: (
-                service.list_units(db, who, UnitFilters(), page, PER_PAGE).model_dump_json(),
+                to_json(service.list_units_page(db, who, UnitFilters(), page, PER_PAGE)),
                 flush_reads(db, ledger),
                 db.commit(),
             ),
@@ -135,52 +124,22 @@ def sharing_whole(db: Session, token: str, page: int, st: Steps) -> None:
 
 
 def unfiltered_whole(db: Session, token: str, page: int, st: Steps) -> None:
-    adapter = TypeAdapter(list[dict[str, Any]])
     user = auth.authenticate_token(db, token)
     assert user is not None
     st.time(
         "list_units_unfiltered + JSON + commit",
-        lambda: (
-            adapter.dump_json(
-                adapter.validate_python(list_units_unfiltered(db, UnitFilters(), page, PER_PAGE))
-            ),
-            db.commit(),
-        ),
+        lambda: (to_json(list_units_unfiltered(db, UnitFilters(), page, PER_PAGE)), db.commit()),
     )
 
 
 def unfiltered_request(db: Session, token: str, page: int, st: Steps) -> None:
-    adapter = TypeAdapter(list[dict[str, Any]])
     user = st.time("auth: token -> user", lambda: auth.authenticate_token(db, token))
     assert user is not None
-    offset, limit = (page - 1) * PER_PAGE, PER_PAGE
-    rows, _ = st.time(
-        "units_page (count + page query)",
-        lambda: repo.units_page(db, None, UnitFilters(), offset, limit),
+    body = st.time(
+        "list_units_unfiltered (version + cached page)",
+        lambda: list_units_unfiltered(db, UnitFilters(), page, PER_PAGE),
     )
-    ids = [u.id for u, _ in rows]
-    counts = st.time("capability_counts", lambda: repo.capability_counts(db, ids))
-    contacts = st.time("contacts_of", lambda: repo.contacts_of(db, ids))
-    items = st.time(
-        "dicts x100",
-        lambda: [
-            {
-                "id": u.id,
-                "code": u.code,
-                "name": u.name,
-                "country": u.country_iso2,
-                "network": n,
-                "base_location": u.base_location,
-                "languages": u.languages,
-                "capability_count": counts.get(u.id, 0),
-                "contacts": [
-                    {"kind": c.kind, "label": c.label, "value": c.value} for c in contacts[u.id]
-                ],
-            }
-            for u, n in rows
-        ],
-    )
-    st.time("response validate + JSON", lambda: adapter.dump_json(adapter.validate_python(items)))
+    st.time("response JSON", lambda: to_json(body))
     st.time("commit", db.commit)
 
 

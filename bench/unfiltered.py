@@ -8,32 +8,25 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from atlaslink.registry import repository as repo
+from atlaslink.registry import version as registry_version
 from atlaslink.registry.repository import UnitFilters
-from atlaslink.registry.service import page_bounds
+from atlaslink.registry.service import page_bounds, page_dict
 
 
 def list_units_unfiltered(
     session: Session, f: UnitFilters, page: int = 1, per_page: int = 50
-) -> list[dict[str, Any]]:
-    """The same queries as ``service.list_units``, minus agreements, redaction and read audit."""
+) -> dict[str, Any]:
+    """``service.list_units_page`` minus the sharing step (agreements, redaction, read audit):
+    the same version check and directory page (cached alike), every value shown."""
     offset, limit = page_bounds(page, per_page)
-    rows, _ = repo.units_page(session, None, f, offset, limit)
-    ids = [u.id for u, _ in rows]
-    counts = repo.capability_counts(session, ids)
-    contacts = repo.contacts_of(session, ids)
-    return [
+    version = registry_version.current(session)
+    rows, total = repo.directory_page(session, None, f, offset, limit, version=version)
+    items = [
         {
-            "id": u.id,
-            "code": u.code,
-            "name": u.name,
-            "country": u.country_iso2,
-            "network": n,
-            "base_location": u.base_location,
-            "languages": u.languages,
-            "capability_count": counts.get(u.id, 0),
-            "contacts": [
-                {"kind": c.kind, "label": c.label, "value": c.value} for c in contacts[u.id]
-            ],
+            **r.fields,
+            "capability_count": r.capability_count,
+            "contacts": [dict(c) for c in r.contacts],
         }
-        for u, n in rows
+        for r in rows
     ]
+    return page_dict(items, total, page, per_page)

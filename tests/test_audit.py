@@ -160,3 +160,27 @@ def test_audit_needs_permission(api_as, pages_as) -> None:  # type: ignore[no-un
         assert pages_as(user).get("/audit").status_code == 403
     page = pages_as("support").get("/audit")
     assert page.status_code == 200 and "Audit log" in page.text
+
+
+def test_read_events_and_changes_interleave_in_one_chain(db: Session) -> None:
+    """Read events are appended without the ORM; changes with it; in any order, in one
+    transaction, they form one chain that verifies, and tampering with a read event tells."""
+    viewer = SYSTEM
+    for n in range(3):
+        _change_something(db)
+        ledger = audit.ReadLedger(actor=viewer)
+        ledger.note("unit", n + 1, n + 1, ["contacts"])
+        audit.flush_reads(db, ledger)
+    db.flush()
+    reads = db.scalars(
+        select(AuditEvent).where(AuditEvent.action == "read").order_by(AuditEvent.seq)
+    ).all()
+    assert [r.after["objects"][0]["id"] for r in reads[-3:]] == ["1", "2", "3"]  # type: ignore[index]
+    assert audit.verify(db).ok
+    _drop_guards(db)
+    db.execute(
+        text("UPDATE audit_events SET object_id = 'unit:999' WHERE seq = :s"), {"s": reads[-2].seq}
+    )
+    db.expire_all()
+    result = audit.verify(db)
+    assert not result.ok and result.first_bad_seq == reads[-2].seq

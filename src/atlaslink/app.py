@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from importlib.resources import files
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -78,6 +80,147 @@ class _TooLarge(Exception):
     pass
 
 
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
+        b"script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    ),
+)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers") or ():
+        if name == b"x-request-id":
+            incoming = value.decode("latin-1")
+            return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    return uuid.uuid4().hex
+
+
+def _headers(headers: list[tuple[bytes, bytes]], rid: str) -> list[tuple[bytes, bytes]]:
+    """The response's headers with the request id and, unless set already, the security
+    headers."""
+    out = [(k, v) for k, v in headers if k.lower() != b"x-request-id"]
+    present = {k.lower() for k, _ in out}
+    out.append((b"x-request-id", rid.encode("latin-1")))
+    out.extend((k, v) for k, v in _SECURITY_HEADERS if k not in present)
+    return out
+
+
+class UnitOfWork:
+    """One transaction per request (a pure ASGI middleware: no extra task, no buffering).
+
+    Every request gets a request id (``X-Request-ID`` if it is acceptable, else a new one), a
+    read ledger, and on its response the request id and the security headers. The database
+    session, created lazily by ``web.deps.get_db``, is committed (after the ledger's read event
+    is appended) or rolled back (status >= 400, unless ``request.state.commit_on_error``) when
+    the response starts, before that message is passed on: a failed commit can still become a
+    409, and a streamed response never holds the transaction open. An unhandled exception
+    rolls back and becomes a 500 problem naming the request id, never a trace.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _request_id(scope)
+        rid_token = request_id_var.set(rid)
+        state = scope.setdefault("state", {})
+        try:
+            with read_ledger() as ledger:
+                state["ledger"] = ledger
+                state["commit_on_error"] = False
+                await self._run(scope, receive, send, state, ledger, rid)
+        finally:
+            request_id_var.reset(rid_token)
+
+    async def _run(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        state: dict[str, Any],
+        ledger: ReadLedger,
+        rid: str,
+    ) -> None:
+        started = False  # a response start has been sent
+        replaced = False  # the app's response was replaced by a problem: drop the rest of it
+        used: list[Session] = []
+
+        async def end_transaction(commit: bool) -> None:
+            db: Session | None = state.get("db")
+            if db is not None:
+                state["db"] = None
+                used.append(db)
+                await run_in_threadpool(_finish, db, ledger, commit)
+
+        async def send_problem(status: int, title: str, detail: str) -> None:
+            await problems.problem(Request(scope), status, title, detail)(scope, receive, send_on)
+
+        async def send_on(message: Message) -> None:
+            nonlocal started, replaced
+            if replaced:
+                return
+            if message["type"] == "http.response.start" and not started:
+                commit = message["status"] < 400 or bool(state.get("commit_on_error"))
+                try:
+                    await end_transaction(commit)
+                except Exception:
+                    log.exception("commit failed in request %s", rid)
+                    await send_problem(
+                        409,
+                        "Conflict",
+                        "Your change collided with another one and was not saved. Try again.",
+                    )
+                    replaced = True
+                    return
+                started = True
+                message = {**message, "headers": _headers(list(message.get("headers", [])), rid)}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_on)
+        except _TooLarge:
+            await end_transaction(False)
+            raise  # BodyLimit answers it
+        except Exception:
+            log.exception("unhandled error in request %s", rid)
+            try:
+                await end_transaction(False)
+            except Exception:
+                log.exception("rollback failed in request %s", rid)
+            if started:
+                raise  # too late for another response: the server ends the connection
+            await send_problem(
+                500,
+                "Internal error",
+                f"Something went wrong on our side. Quote request id {rid}.",
+            )
+        finally:
+            # A session opened or used again after the response started (a streamed body)
+            # is ended here, so its connection goes back to the pool.
+            leftover: Session | None = state.get("db")
+            if leftover is not None:
+                state["db"] = None
+                used.append(leftover)
+            for db in used:
+                if db.in_transaction():
+                    await run_in_threadpool(_rollback_and_close, db)
+
+
+def _rollback_and_close(db: Session) -> None:
+    try:
+        db.rollback()
+    finally:
+        db.close()
+
+
 def _finish(db: Session, ledger: ReadLedger, commit: bool) -> None:
     try:
         if commit:
@@ -99,6 +242,7 @@ def create_app(
     # The server started by `atlaslink serve` (no engine given) runs the background job of
     # deadlines, escalations and e-mail unless told not to; tests and embedders opt in.
     jobs = settings.run_jobs_in_server if run_jobs is None and engine is None else bool(run_jobs)
+    serving = engine is None
     engine = engine or get_engine()
 
     @asynccontextmanager
@@ -145,56 +289,7 @@ def create_app(
             target += "?next=" + request.url.path
         return RedirectResponse(target, status_code=303)
 
-    @app.middleware("http")
-    async def unit_of_work(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        incoming = request.headers.get("x-request-id", "")
-        rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        rid_token = request_id_var.set(rid)
-        try:
-            with read_ledger() as ledger:
-                request.state.ledger = ledger
-                request.state.commit_on_error = False
-                try:
-                    response = await call_next(request)
-                except Exception:
-                    db = getattr(request.state, "db", None)
-                    if db is not None:
-                        await run_in_threadpool(_finish, db, ledger, False)
-                        request.state.db = None
-                    log.exception("unhandled error in request %s", rid)
-                    response = problems.problem(
-                        request,
-                        500,
-                        "Internal error",
-                        f"Something went wrong on our side. Quote request id {rid}.",
-                    )
-                db = getattr(request.state, "db", None)
-                if db is not None:
-                    commit = response.status_code < 400 or request.state.commit_on_error
-                    try:
-                        await run_in_threadpool(_finish, db, ledger, commit)
-                    except Exception:
-                        log.exception("commit failed in request %s", rid)
-                        response = problems.problem(
-                            request,
-                            409,
-                            "Conflict",
-                            "Your change collided with another one and was not saved. Try again.",
-                        )
-            response.headers["X-Request-ID"] = rid
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
-            response.headers.setdefault("X-Frame-Options", "DENY")
-            response.headers.setdefault("Referrer-Policy", "same-origin")
-            response.headers.setdefault(
-                "Content-Security-Policy",
-                "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
-            )
-            return response
-        finally:
-            request_id_var.reset(rid_token)
+    app.add_middleware(UnitOfWork)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     def healthz() -> dict[str, str]:
@@ -223,4 +318,14 @@ def create_app(
         "/static", StaticFiles(directory=str(files("atlaslink") / "web" / "static")), name="static"
     )
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    if serving:
+        _settle_after_start_up()
     return app
+
+
+def _settle_after_start_up() -> None:
+    """Everything loaded so far lives as long as the process: collect once, then keep it out
+    of later collections (``gc.freeze``). Full collections otherwise walk it all again and
+    pause a request for tens of milliseconds (the p99 of listings, BENCHMARKS.md)."""
+    gc.collect()
+    gc.freeze()

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import JSON, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from atlaslink.auth.principal import Principal
 from atlaslink.models import AuditEvent, AuditHead, utcnow
+from atlaslink.models.base import UTCDateTime
 
 GENESIS = "0" * 64
 
@@ -31,7 +32,8 @@ def _canonical_time(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
-def compute_hash(event: AuditEvent) -> str:
+def canonical_json(event: AuditEvent) -> str:
+    """The text an event's hash is taken of: its content and link, as canonical JSON."""
     body = {
         "seq": event.seq,
         "occurred_at": _canonical_time(event.occurred_at),
@@ -46,8 +48,11 @@ def compute_hash(event: AuditEvent) -> str:
         "request_id": event.request_id,
         "prev_hash": event.prev_hash,
     }
-    data = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(data.encode()).hexdigest()
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def compute_hash(event: AuditEvent) -> str:
+    return hashlib.sha256(canonical_json(event).encode()).hexdigest()
 
 
 def jsonable(value: Any) -> Any:
@@ -66,8 +71,13 @@ def append(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
+    # populate_existing: the head may have moved on since this session last loaded it
+    # (_append_row below writes it without the ORM).
     head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+        select(AuditHead)
+        .where(AuditHead.id == 1)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one()
     event = AuditEvent(
         seq=head.seq + 1,
@@ -86,9 +96,129 @@ def append(
     event.hash = compute_hash(event)
     session.add(event)
     head.seq = event.seq
+    head.prev_hash = head.hash
     head.hash = event.hash
     session.flush()
     return event
+
+
+# Executed on the session's connection: plain SQL, no ORM bookkeeping.
+_TAKE_HEAD = (
+    update(AuditHead)
+    .where(AuditHead.id == 1)
+    .values(seq=AuditHead.seq + 1)
+    .returning(AuditHead.seq, AuditHead.hash)
+)
+_SEAL_HEAD = (
+    update(AuditHead)
+    .where(AuditHead.id == 1)
+    .values(prev_hash=bindparam("prev"), hash=bindparam("h"))
+)
+# PostgreSQL: the whole append in one statement, so the head is held for one round trip and
+# the commit. The UPDATE locks the head and computes the new entry's hash from the old tip (SET
+# expressions see the row before the update) and the canonical JSON of the entry, which Python
+# renders around the two values only the database knows (prev_hash, seq); RETURNING gives the
+# new sequence number and hash and the old tip, and the INSERT files the entry.
+_PG_APPEND = text(
+    """
+    WITH moved AS (
+        UPDATE audit_head
+           SET prev_hash = hash,
+               seq = seq + 1,
+               hash = encode(sha256(convert_to(
+                   :before_prev || hash || :before_seq || (seq + 1)::text || :after_seq,
+                   'UTF8')), 'hex')
+         WHERE id = 1
+     RETURNING seq, hash, prev_hash
+    )
+    INSERT INTO audit_events (seq, occurred_at, actor_user_id, actor_label, action,
+                              object_type, object_id, unit_id, before, after, request_id,
+                              prev_hash, hash)
+    SELECT seq, :occurred_at, :actor_user_id, :actor_label, :action, :object_type,
+           :object_id, :unit_id, NULL, :after, :request_id, prev_hash, hash
+      FROM moved
+    """
+).bindparams(
+    bindparam("occurred_at", type_=UTCDateTime()),
+    bindparam("after", type_=JSON()),
+)
+_PREV, _SEQ = "@@prev-hash@@", "@@seq@@"
+
+
+def _append_row(
+    session: Session,
+    actor: Principal,
+    action: str,
+    object_type: str,
+    object_id: str,
+    *,
+    unit_id: int | None,
+    after: dict[str, Any],
+) -> None:
+    """:func:`append` without the ORM's unit of work, for the read event most requests end
+    with: the same chain and lock, held for as short a time as possible."""
+    conn = session.connection()
+    event = AuditEvent(
+        occurred_at=utcnow(),
+        actor_user_id=actor.user_id,
+        actor_label=actor.label,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        unit_id=unit_id,
+        before=None,
+        after=after,
+        request_id=request_id_var.get(),
+    )
+    if conn.dialect.name == "postgresql":
+        # compute_hash's text with markers where the tip and the sequence number go.
+        event.seq, event.prev_hash = _SEQ, _PREV  # type: ignore[assignment]
+        canonical = canonical_json(event)
+        before_prev, rest = canonical.split(_PREV) if canonical.count(_PREV) == 1 else ("", "")
+        if rest.count(f'"{_SEQ}"') == 1:
+            before_seq, after_seq = rest.split(f'"{_SEQ}"')
+            conn.execute(
+                _PG_APPEND,
+                {
+                    "before_prev": before_prev,
+                    "before_seq": before_seq,
+                    "after_seq": after_seq,
+                    "occurred_at": event.occurred_at,
+                    "actor_user_id": event.actor_user_id,
+                    "actor_label": event.actor_label,
+                    "action": event.action,
+                    "object_type": event.object_type,
+                    "object_id": event.object_id,
+                    "unit_id": event.unit_id,
+                    "after": event.after,
+                    "request_id": event.request_id,
+                },
+            )
+            return
+    # Elsewhere (SQLite serialises writers anyway), or if the content held a marker: three
+    # statements. Taking the head with an UPDATE locks it and returns the new sequence number
+    # and the previous entry's hash in one round trip.
+    seq, prev_hash = conn.execute(_TAKE_HEAD).one()
+    event.seq, event.prev_hash = seq, prev_hash
+    event.hash = compute_hash(event)
+    conn.execute(
+        insert(AuditEvent).values(
+            seq=event.seq,
+            occurred_at=event.occurred_at,
+            actor_user_id=event.actor_user_id,
+            actor_label=event.actor_label,
+            action=event.action,
+            object_type=event.object_type,
+            object_id=event.object_id,
+            unit_id=event.unit_id,
+            before=None,
+            after=event.after,
+            request_id=event.request_id,
+            prev_hash=event.prev_hash,
+            hash=event.hash,
+        )
+    )
+    conn.execute(_SEAL_HEAD, {"prev": prev_hash, "h": event.hash})
 
 
 # --- reads of data not visible network-wide -------------------------------------------------
@@ -139,14 +269,16 @@ def flush_reads(session: Session, ledger: ReadLedger, action: str = "read") -> N
         {"type": t, "id": i, "groups": sorted(g)} for (t, i), g in sorted(ledger.objects.items())
     ]
     unit_ids = sorted(ledger.units)
-    append(
+    # Written in the open transaction before it commits; the ORM is not needed for it.
+    session.flush()
+    _append_row(
         session,
         ledger.actor,
         action,
         "disclosure",
         ",".join(f"{o['type']}:{o['id']}" for o in objects[:20]),
         unit_id=unit_ids[0] if len(unit_ids) == 1 else None,
-        after={"objects": objects, "units": unit_ids},
+        after=jsonable({"objects": objects, "units": unit_ids}),
     )
     ledger.objects.clear()
     ledger.units.clear()

@@ -49,8 +49,10 @@ from atlaslink.models.operations import (
     UserPreferences,
 )
 from atlaslink.models.sharing import SharingRule, SharingTarget
+from atlaslink.models.version import VERSIONED_TABLES, RegistryVersion
 
 __all__ = [
+    "VERSIONED_TABLES",
     "ApiToken",
     "Arrangement",
     "AssistanceRequest",
@@ -84,6 +86,7 @@ __all__ = [
     "OutboxMessage",
     "Partner",
     "PartnerEndpoint",
+    "RegistryVersion",
     "RequestAddressee",
     "RequestGrant",
     "RequestLine",

@@ -39,3 +39,6 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+    # The tip before the last append: lets one UPDATE … RETURNING both move the head and name
+    # the link of the new entry (audit.service._append_row on PostgreSQL).
+    prev_hash: Mapped[str | None] = mapped_column(String(64))

@@ -19,6 +19,8 @@ from atlaslink.models import (
     Unit,
     UnitContact,
 )
+from atlaslink.registry import version as registry_version
+from atlaslink.registry.taxonomy_seed import display_country
 from atlaslink.sharing.policy import FieldGroup, sql_can_see
 
 
@@ -97,6 +99,79 @@ def units_page(
         .limit(limit)
     )
     return [(row, row.network_code) for row in session.execute(stmt)], total
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryRow:
+    """A unit's directory entry as stored, before any sharing is applied: what a listing shows
+    network-wide (``fields``, in the order of ``schemas.UnitSummary``) and the values that
+    sharing may withhold. Shared between requests: never modified."""
+
+    id: int
+    fields: dict[str, Any]
+    capability_count: int
+    contacts: tuple[dict[str, str], ...]
+
+
+# Directory pages read by viewers of every kind and rebuilt only when the registry changes:
+# (filters, offset, limit) -> (rows, total). Filters on shared fields depend on the viewer and
+# are never cached.
+_PAGES: registry_version.VersionedCache[
+    tuple[UnitFilters, int, int], tuple[tuple[DirectoryRow, ...], int]
+] = registry_version.VersionedCache(maxsize=2048)
+
+
+def _viewer_independent(f: UnitFilters) -> bool:
+    return not f.capability and f.min_level is None
+
+
+def directory_page(
+    session: Session,
+    viewer: Principal | None,
+    f: UnitFilters,
+    offset: int,
+    limit: int,
+    *,
+    version: str,
+) -> tuple[tuple[DirectoryRow, ...], int]:
+    """A page of the directory in its order, and the total, as of the registry ``version``."""
+    key = (f, offset, limit)
+    cacheable = _viewer_independent(f)
+    if cacheable and (hit := _PAGES.get(version, key)) is not None:
+        return hit
+    rows, total = units_page(session, viewer, f, offset, limit)
+    ids = [u.id for u, _ in rows]
+    counts = capability_counts(session, ids)
+    contacts = contacts_of(session, ids)
+    page = (
+        tuple(
+            DirectoryRow(
+                id=u.id,
+                fields={
+                    "id": u.id,
+                    "code": u.code,
+                    "name": u.name,
+                    "country": u.country_iso2,
+                    "country_display": display_country(u.country_iso2),
+                    "network": network_code,
+                    "base_location": u.base_location,
+                    "latitude": u.latitude,
+                    "longitude": u.longitude,
+                    "languages": tuple(u.languages or ()),
+                    "competent_authority": u.competent_authority,
+                },
+                capability_count=counts.get(u.id, 0),
+                contacts=tuple(
+                    {"kind": c.kind, "label": c.label, "value": c.value} for c in contacts[u.id]
+                ),
+            )
+            for u, network_code in rows
+        ),
+        total,
+    )
+    if cacheable:
+        _PAGES.put(version, key, page)
+    return page
 
 
 def get_unit(session: Session, unit_id: int) -> tuple[Unit, str] | None:

@@ -30,6 +30,7 @@ from atlaslink.models import (
 )
 from atlaslink.registry import repository as repo
 from atlaslink.registry import schemas
+from atlaslink.registry import version as registry_version
 from atlaslink.registry.repository import UnitFilters
 from atlaslink.registry.taxonomy_seed import display_country
 from atlaslink.sharing import matching_groups, redact
@@ -67,28 +68,27 @@ def page_dict(items: list[Any], total: int, page: int, per_page: int) -> dict[st
 # --- reads ------------------------------------------------------------------------------------
 
 
+def list_units_page(
+    session: Session, viewer: Principal, f: UnitFilters, page: int = 1, per_page: int = 50
+) -> dict[str, Any]:
+    """A page of the directory as the viewer may see it: the body of ``schemas.Page[UnitSummary]``
+    as plain values (the API serialises it as it is)."""
+    viewer.require(Permission.UNITS_READ)
+    offset, limit = page_bounds(page, per_page)
+    version = registry_version.current(session)
+    rows, total = repo.directory_page(session, viewer, f, offset, limit, version=version)
+    agreements = load_agreements(session, [r.id for r in rows], version=version)
+    items = [redact.unit_summary(viewer, r, agreements[r.id]) for r in rows]
+    return page_dict(items, total, page, per_page)
+
+
 def list_units(
     session: Session, viewer: Principal, f: UnitFilters, page: int = 1, per_page: int = 50
 ) -> schemas.Page[schemas.UnitSummary]:
-    viewer.require(Permission.UNITS_READ)
-    offset, limit = page_bounds(page, per_page)
-    rows, total = repo.units_page(session, viewer, f, offset, limit)
-    ids = [u.id for u, _ in rows]
-    agreements = load_agreements(session, ids)
-    counts = repo.capability_counts(session, ids)
-    contacts = repo.contacts_of(session, ids)
-    items = [
-        redact.unit_summary(
-            viewer,
-            u,
-            agreements[u.id],
-            network_code=n,
-            capability_count=counts.get(u.id, 0),
-            contacts=contacts[u.id],
-        )
-        for u, n in rows
-    ]
-    return schemas.Page[schemas.UnitSummary](**page_dict(items, total, page, per_page))
+    """The same page as typed models (for pages and the matrix)."""
+    return schemas.Page[schemas.UnitSummary].model_validate(
+        list_units_page(session, viewer, f, page, per_page)
+    )
 
 
 def get_unit(session: Session, viewer: Principal, unit_id: int) -> schemas.UnitDetail:

@@ -23,6 +23,7 @@ from atlaslink.auth.permissions import Role
 from atlaslink.auth.principal import Principal
 from atlaslink.db import id_in
 from atlaslink.models import SharingRule, SharingTarget
+from atlaslink.registry import version as registry_version
 
 
 class Audience(StrEnum):
@@ -216,10 +217,31 @@ def sql_can_see(
     return condition
 
 
-def load_agreements(session: Session, unit_ids: Iterable[int]) -> dict[int, Agreement]:
+# Agreements are read on every listing and change rarely: each process keeps those it has read,
+# for the current registry version (see registry/version.py).
+_AGREEMENTS: registry_version.VersionedCache[int, Agreement] = registry_version.VersionedCache(
+    maxsize=100_000
+)
+
+
+def load_agreements(
+    session: Session, unit_ids: Iterable[int], *, version: str | None = None
+) -> dict[int, Agreement]:
+    """The agreements of these units, as of the registry ``version`` (read now if not given)."""
     ids = sorted(set(unit_ids))
     if not ids:
         return {}
+    if version is None:
+        version = registry_version.current(session)
+    found, missing = _AGREEMENTS.get_many(version, ids)
+    if missing:
+        loaded = _read_agreements(session, missing)
+        _AGREEMENTS.put_many(version, loaded)
+        found.update(loaded)
+    return {i: found[i] for i in ids}
+
+
+def _read_agreements(session: Session, ids: list[int]) -> dict[int, Agreement]:
     rules = session.execute(
         select(
             SharingRule.id, SharingRule.unit_id, SharingRule.field_group, SharingRule.audience

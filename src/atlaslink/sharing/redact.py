@@ -12,6 +12,7 @@ from atlaslink.audit.service import note_read
 from atlaslink.auth.principal import Principal
 from atlaslink.models import CapabilityEntry, CapabilityType, TransportAsset, Unit, UnitContact
 from atlaslink.registry import schemas
+from atlaslink.registry.repository import DirectoryRow
 from atlaslink.registry.taxonomy_seed import display_country
 from atlaslink.sharing.policy import Agreement, FieldGroup, beyond_network, visible_groups
 
@@ -76,26 +77,25 @@ def _directory(unit: Unit, network_code: str, groups: frozenset[FieldGroup]) -> 
     }
 
 
-def unit_summary(
-    viewer: Principal,
-    unit: Unit,
-    agreement: Agreement,
-    *,
-    network_code: str,
-    capability_count: int,
-    contacts: Sequence[UnitContact],
-) -> schemas.UnitSummary:
+def _group_values(groups: frozenset[FieldGroup]) -> list[str]:
+    return [g.value for g in _sorted(groups)]
+
+
+def unit_summary(viewer: Principal, row: DirectoryRow, agreement: Agreement) -> dict[str, Any]:
+    """One listing item as the viewer may see it, as plain values in the order of
+    ``schemas.UnitSummary`` (listings are hot: serialised once, never re-validated)."""
     groups = visible_groups(viewer, agreement)
-    shown = [g for g in (G.EXISTENCE, G.CONTACTS) if g in groups]
-    if G.CONTACTS in groups and not contacts:
-        shown.remove(G.CONTACTS)
-    note_read("unit", unit.id, unit.id, [g.value for g in beyond_network(agreement, shown)])
-    # Listings are hot: the values come from the database, so the model is constructed directly.
-    return schemas.UnitSummary.model_construct(
-        **_directory(unit, network_code, groups),
-        capability_count=capability_count if G.EXISTENCE in groups else None,
-        contacts=_contacts(contacts) if G.CONTACTS in groups else None,
-    )
+    existence = G.EXISTENCE in groups
+    contacts = G.CONTACTS in groups
+    shown = [G.EXISTENCE] if existence else []
+    if contacts and row.contacts:
+        shown.append(G.CONTACTS)
+    note_read("unit", row.id, row.id, [g.value for g in beyond_network(agreement, shown)])
+    item = dict(row.fields)
+    item["visible_groups"] = _group_values(groups)
+    item["capability_count"] = row.capability_count if existence else None
+    item["contacts"] = [dict(c) for c in row.contacts] if contacts else None
+    return item
 
 
 def unit_detail(

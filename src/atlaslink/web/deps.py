@@ -18,8 +18,10 @@ from atlaslink.operations import inbox
 SESSION_COOKIE = "atlaslink_session"
 
 
-def get_db(request: Request) -> Session:
-    """The request's one transaction; the unit-of-work middleware commits or rolls it back."""
+async def get_db(request: Request) -> Session:
+    """The request's one transaction; the unit-of-work middleware commits or rolls it back.
+
+    ``async``: it only creates the session (no I/O), so it need not hop to the thread pool."""
     db: Session | None = getattr(request.state, "db", None)
     if db is None:
         db = request.app.state.sessionmaker()

@@ -1,7 +1,7 @@
 """matching: what the engine may use of each unit, and a covering index for ranking
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01 21:00:00
 
 ``units.matching_groups`` (sharing.matching_groups) is filled here from the stored agreements,
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
