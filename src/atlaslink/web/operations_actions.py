@@ -22,7 +22,7 @@ from atlaslink.auth.principal import Principal
 from atlaslink.errors import Conflict, DomainError, Invalid, NotFound
 from atlaslink.models import IdempotencyKey
 from atlaslink.operations import answers, deployments, schemas, service, views
-from atlaslink.web.deps import Page, PageAuth, get_db
+from atlaslink.web.deps import DB, Page, PageAuth
 from atlaslink.web.forms import check_csrf, redirect
 from atlaslink.web.operations_forms import (
     build,
@@ -318,13 +318,12 @@ async def _form(request: Request, page: PageAuth) -> FormData:
 
 
 @router.post("/requests/new")
-async def create_request(request: Request, page: Page) -> Response:
+async def create_request(request: Request, page: Page, db: DB) -> Response:
     form = await _form(request, page)
-    return await run_in_threadpool(_create, request, page, form)
+    return await run_in_threadpool(_create, request, page, db, form)
 
 
-def _create(request: Request, page: PageAuth, form: FormData) -> Response:
-    db = get_db(request)
+def _create(request: Request, page: PageAuth, db: Session, form: FormData) -> Response:
     parsed = request_body(form)
     try:
         with db.begin_nested():
@@ -345,13 +344,14 @@ def _create(request: Request, page: PageAuth, form: FormData) -> Response:
 
 
 @router.post("/requests/{request_id}/edit")
-async def amend_request(request: Request, request_id: int, page: Page) -> Response:
+async def amend_request(request: Request, request_id: int, page: Page, db: DB) -> Response:
     form = await _form(request, page)
-    return await run_in_threadpool(_amend, request, page, request_id, form)
+    return await run_in_threadpool(_amend, request, page, db, request_id, form)
 
 
-def _amend(request: Request, page: PageAuth, request_id: int, form: FormData) -> Response:
-    db = get_db(request)
+def _amend(
+    request: Request, page: PageAuth, db: Session, request_id: int, form: FormData
+) -> Response:
     parsed = request_body(form, amend=True)
     try:
         with db.begin_nested():
@@ -374,7 +374,9 @@ def _amend(request: Request, page: PageAuth, request_id: int, form: FormData) ->
 
 
 @router.post("/requests/{request_id}/{action}")
-async def request_action(request: Request, request_id: int, action: str, page: Page) -> Response:
+async def request_action(
+    request: Request, request_id: int, action: str, page: Page, db: DB
+) -> Response:
     handler = REQUEST_ACTIONS.get(action)
     if handler is None:
         raise NotFound(f"There is no action {action!r} on a request.")
@@ -383,12 +385,12 @@ async def request_action(request: Request, request_id: int, action: str, page: P
     def run(db: Session) -> str:
         return _after(request_id, handler(db, page.principal, request_id, form))
 
-    return await run_in_threadpool(_act, request, page, request_id, form, action, run)
+    return await run_in_threadpool(_act, request, page, db, request_id, form, action, run)
 
 
 @router.post("/requests/{request_id}/offers/{offer_id}/{action}")
 async def offer_action(
-    request: Request, request_id: int, offer_id: int, action: str, page: Page
+    request: Request, request_id: int, offer_id: int, action: str, page: Page, db: DB
 ) -> Response:
     handler = OFFER_ACTIONS.get(action)
     if handler is None:
@@ -398,18 +400,18 @@ async def offer_action(
     def run(db: Session) -> str:
         return _after(request_id, handler(db, page.principal, request_id, offer_id, form))
 
-    return await run_in_threadpool(_act, request, page, request_id, form, action, run)
+    return await run_in_threadpool(_act, request, page, db, request_id, form, action, run)
 
 
 def _act(
     request: Request,
     page: PageAuth,
+    db: Session,
     request_id: int,
     form: FormData,
     action: str,
     run: Callable[[Session], str],
 ) -> Response:
-    db = get_db(request)
     try:
         with db.begin_nested():
             if action in _ONCE:
