@@ -332,3 +332,22 @@ def test_rules_and_agreements(cli_db: str, wide: None) -> None:
     assert r.exit_code == 0 and f"agreement {new_id} (Test pact) ends on" in r.output  # type: ignore[attr-defined]
     assert "in force" in run("agreements", "list", "--in-force", "--as", "support").output  # type: ignore[attr-defined]
     assert run("audit", "verify").exit_code == 0  # type: ignore[attr-defined]
+
+
+def test_demo_partner_receives_the_exercise_as_its_unit_may_see_it(
+    cli_db: str, tmp_path: Path
+) -> None:
+    _loaded()
+    drop = tmp_path / "drop"
+    with db.unit_of_work() as s:
+        assert seed.load_rules(s) == 8
+        assert seed.load_partners(s, drop) == 1
+        assert seed.load_partners(s, drop) == 0  # idempotent
+        assert seed.load_operation(s) is not None
+    assert run("worker", "--once").exit_code == 0  # type: ignore[attr-defined]
+    files = sorted(drop.glob("*.xml"))
+    kinds = {f.name.split("_")[2] for f in files}
+    assert "RequestResource" in kinds and "ResponseToRequestResource" in kinds
+    body = "".join(f.read_text() for f in files)
+    # The partner reads as BE-HERMELIJN: it sees that Adler offered, never Adler's terms.
+    assert "AT-ADLER" in body and "rail-breaching" not in body and "Own costs" not in body

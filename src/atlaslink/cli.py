@@ -165,6 +165,7 @@ def demo(
             accounts = _reset_demo_accounts(session)
             bar.update(task, description="loading country rules and a live exercise")
             seed.load_rules(session)
+            seed.load_partners(session, Path("var") / "demo-partner-drop")
             seed.load_operation(session)
             from atlaslink.demo.equipment import load_equipment
 

@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 import pyotp
 from sqlalchemy import select
@@ -260,6 +261,42 @@ def load_rules(session: Session) -> int:
             )
             made += 1
     return made
+
+
+DEMO_PARTNER = "DEMO-BE-NCC"
+
+
+def load_partners(session: Session, drop_dir: Path) -> int:
+    """A fictional partner system (Belgium's national coordination centre, reading as
+    BE-HERMELIJN) that receives the platform's standard messages in a drop directory, so the
+    outbox and delivery log of the demo show real traffic. Left as is when already there."""
+    from atlaslink.messages import schemas as msg
+    from atlaslink.messages import service as messages
+    from atlaslink.models import Partner
+
+    if session.scalar(select(Partner.id).where(Partner.code == DEMO_PARTNER)) is not None:
+        return 0
+    if session.scalar(select(Unit.id).where(Unit.code == "BE-HERMELIJN")) is None:
+        return 0
+    drop_dir.mkdir(parents=True, exist_ok=True)
+    messages.create_partner(
+        session,
+        SYSTEM,
+        msg.PartnerCreate(
+            code=DEMO_PARTNER,
+            name="Demo national coordination centre, Belgium (fictional)",
+            sender_id="ncc.demo.example.invalid",
+            unit_code="BE-HERMELIJN",
+            note="Demo: messages land in a drop directory on this machine.",
+        ),
+    )
+    messages.add_endpoint(
+        session,
+        SYSTEM,
+        DEMO_PARTNER,
+        msg.EndpointCreate(kind="directory", target=str(drop_dir.resolve())),
+    )
+    return 1
 
 
 def load_operation(session: Session) -> int | None:
