@@ -343,3 +343,40 @@ def test_answer_form_lists_own_items_and_the_card_shows_them(
     # The timeline event naming the items is for the parties only.
     kinds = db.scalars(select(OperationEvent.scope).where(OperationEvent.kind == "offer.equipment"))
     assert set(kinds) == {"parties"}
+
+
+def test_a_country_request_without_a_unit_keeps_the_item_with_the_offering_unit(
+    api_as: Any, db: Session
+) -> None:
+    at_cmd, at, ncp = api_as("commander.at"), api_as("duty.at"), api_as("ncp.de")
+    robot = register(at_cmd, "ROB-50")
+    r = ncp.post(
+        "/api/v1/requests",
+        json={
+            "exercise": True,
+            "title": "Country request for a robot",
+            "crisis_category": "cbrn_threat",
+            "location_name": "Berlin",
+            "nature": ["intervention"],
+            "operational_necessity": "None of ours is free.",
+            "legal_basis": "2008/617-art3",
+            "lines": [{"capability": "building", "min_level": 2, "quantity": 1}],
+            "submit": True,
+        },
+    )
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+    assert r.json()["requesting_unit"] is None
+    assert ncp.post(
+        f"/api/v1/requests/{rid}/addressees", json={"unit_ids": [unit_id(db, "AT-ADLER")]}
+    ).is_success
+    r = at.post(f"/api/v1/requests/{rid}/answers", json=offer_body(robot))
+    assert r.status_code == 201, r.text
+    oid = own_offer(r.json(), "AT-ADLER")["id"]
+    r = ncp.post(f"/api/v1/requests/{rid}/offers/{oid}/accept", json={})
+    assert r.status_code == 200, r.text
+    assert own_offer(r.json(), "AT-ADLER")["equipment"][0]["model"] == MODEL
+    (held,) = active_reservations(db, robot)
+    loan = db.get(EquipmentLoan, held.loan_id)
+    assert loan is not None and loan.borrower_unit_id == unit_id(db, "AT-ADLER")
+    assert loan.purpose == "exercise" and "(for DE)" in loan.purpose_note

@@ -20,7 +20,13 @@ def operation_refs(
 ) -> dict[int, schemas.OperationRef]:
     """loan id -> the request it serves, for the operation loans whose request ``viewer``
     may see."""
-    ids = sorted({loan.id for loan in loans if loan is not None and loan.purpose == "operation"})
+    ids = sorted(
+        {
+            loan.id
+            for loan in loans
+            if loan is not None and loan.purpose in ("operation", "exercise")
+        }
+    )
     if not ids:
         return {}
     rows = session.execute(

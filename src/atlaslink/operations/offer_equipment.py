@@ -5,10 +5,11 @@ pending nothing is held: the items are checked to be the unit's own, in service 
 the answer until the end offered (``AnswerBody.equipment_until``, by default
 ``ATLASLINK_OFFER_EQUIPMENT_DAYS`` days). When the requester accepts, every item is booked for
 the operation through ``equipment.service.book`` (the one path that never double-books), as a
-loan of purpose "operation" from acceptance to that end, already RESERVED (the owner agreed by
-offering it); the borrower is the requesting unit, or, for a request raised by a country
-without a unit, the offering unit itself (it keeps the item with its team). If one item cannot
-be booked the acceptance is refused (409) and nothing of it is written.
+loan of purpose "operation" ("exercise" for an exercise request) from acceptance to that end,
+already RESERVED (the owner agreed by offering it); the borrower is the requesting unit, or,
+for a request raised by a country without a unit, the offering unit itself (it keeps the item
+with its team; the loan's note names the country). If one item cannot be booked the
+acceptance is refused (409) and nothing of it is written.
 
 The reservation ends with the deployment: when the team is home, the team is recalled, or the
 accepted offer ends otherwise (withdrawn, declined, the request cancelled or closed), an
@@ -191,7 +192,8 @@ def reserve(
             item_id=item.id,
             owner_unit_id=item.unit_id,
             borrower_unit_id=borrower,
-            purpose="operation",
+            # An exercise request's equipment is booked for an exercise, like its timeline.
+            purpose="exercise" if req.exercise else "operation",
             purpose_note=f"{req.reference}: {req.title}"
             + ("" if req.requesting_unit_id else f" (for {req.requesting_country})"),
             starts_at=now,
