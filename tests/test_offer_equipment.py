@@ -380,3 +380,24 @@ def test_a_country_request_without_a_unit_keeps_the_item_with_the_offering_unit(
     loan = db.get(EquipmentLoan, held.loan_id)
     assert loan is not None and loan.borrower_unit_id == unit_id(db, "AT-ADLER")
     assert loan.purpose == "exercise" and "(for DE)" in loan.purpose_note
+
+
+def test_the_calendar_names_the_operation_only_to_those_who_see_the_request(
+    api_as: Any, pages_as: Any, db: Session
+) -> None:
+    at_cmd, at, de = api_as("commander.at"), api_as("duty.at"), api_as("duty.de")
+    shared = register(at_cmd, "NV-60", model="Night-vision-Z9", audience="network")
+    rid = request_to(api_as, db, "AT-ADLER")
+    r = at.post(f"/api/v1/requests/{rid}/answers", json=offer_body(shared))
+    oid = own_offer(r.json(), "AT-ADLER")["id"]
+    assert de.post(f"/api/v1/requests/{rid}/offers/{oid}/accept", json={}).is_success
+    params = {"start": iso(NOW - timedelta(days=1)), "days": 10}
+    for viewer, sees in (("duty.de", True), ("duty.at", True), ("duty.fr", False)):
+        r = api_as(viewer).get(f"/api/v1/equipment/{shared}/calendar", params=params)
+        assert r.status_code == 200, (viewer, r.text)
+        (period,) = r.json()
+        assert (period["operation"] is not None) == sees, viewer
+        page = pages_as(viewer).get(f"/equipment/{shared}").text
+        assert (f'href="/requests/{rid}"' in page) == sees, viewer
+        cal = pages_as(viewer).get(f"/equipment/calendar?unit={unit_id(db, 'AT-ADLER')}").text
+        assert (f'href="/requests/{rid}"' in cal) == sees, viewer
