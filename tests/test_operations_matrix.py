@@ -4,7 +4,9 @@ dashboard and the notifications. Viewers x grants x ways out, from one scenario.
 
 Germany (DE-FALKE) asks Austria (AT-ADLER) and a French unit. Adler offers with terms only
 the two parties may read, the offer is accepted and Adler declares a weapon on the manifest
-(an event for the parties only). The French unit sees that Adler offered, not what.
+(an event for the parties only), and offers one item of its equipment that its own sharing
+keeps to itself (offering discloses it to the requester). The French unit sees that Adler
+offered, not what.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tests.conftest import unit_id
 PACKAGE = "Package-7Q2-two-assault-teams"
 COSTS = "Costs-5K9-borne-by-Austria"
 ITEM = "Rifles-X4Z"
+EQUIPMENT = "Breacher-Robot-M3K"
 
 # viewer -> (sees the request, sees the offer terms) without grants, and with grants to
 # the support office and the observers.
@@ -46,6 +49,17 @@ EXPECTED: dict[str, dict[str, tuple[bool, bool]]] = {
 def scenario(api_as: Any, db: Session) -> Any:
     def make(grants: str) -> dict[str, Any]:
         de, at = api_as("duty.de"), api_as("duty.at")
+        r = api_as("commander.at").post(
+            "/api/v1/equipment",
+            json={
+                "ref": "BR-1",
+                "category": "counter_drone",
+                "model": EQUIPMENT,
+                "sharing": {"audience": "own_unit"},
+            },
+        )
+        assert r.status_code == 201, r.text
+        equipment = r.json()["id"]
         body = {
             "exercise": False,
             "title": "Ongoing attack at a shopping centre in Munich",
@@ -72,6 +86,7 @@ def scenario(api_as: Any, db: Session) -> Any:
                 "lines": [{"line_no": 1, "quantity": 2}],
                 "package": PACKAGE,
                 "costs": COSTS,
+                "equipment": [equipment],
             },
         )
         assert r.status_code == 201, r.text
@@ -149,13 +164,16 @@ def test_request_visibility_over_every_way_out(
         if not sees:
             assert ref not in text or way in ("api dashboard", "page dashboard"), (viewer, way)
             assert "Munich" not in text and "Olympia" not in text, (viewer, way)
-        for secret in (PACKAGE, COSTS, ITEM):
+        for secret in (PACKAGE, COSTS, ITEM, EQUIPMENT):
             if not terms:
                 assert secret not in text, (viewer, way, secret)
     if terms:
         assert PACKAGE in outputs["api detail"] and PACKAGE in outputs[f"/requests/{rid}"]
         assert ITEM in outputs["api events"] and ITEM in outputs[f"/requests/{rid}/report"]
         assert PACKAGE in outputs["report pdf"].replace("\n", "")
+        for way in ("api detail", f"/requests/{rid}", f"/requests/{rid}/report"):
+            assert EQUIPMENT in outputs[way], way
+        assert EQUIPMENT in outputs["report pdf"].replace("\n", "")
     elif sees:
         # The same picture: who offered, and the state of it.
         assert "AT-ADLER" in outputs[f"/requests/{rid}"]

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     equipment_maintenance_notice_days: int = 14
     # Longest loan or maintenance window that may be booked in one go, in days.
     equipment_max_period_days: int = 366
+    # Equipment offered with an answer is offered until this many days from the answer, unless
+    # the answer gives its own end (``equipment_until``); held from acceptance to that end.
+    offer_equipment_days: int = 14
 
     # --- E-mail (notifications) --------------------------------------------------------------
     smtp_host: str | None = None

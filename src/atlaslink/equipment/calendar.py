@@ -21,7 +21,7 @@ from atlaslink.audit import service as audit
 from atlaslink.auth.permissions import ROLE_PERMISSIONS, Permission, Role
 from atlaslink.auth.principal import Principal
 from atlaslink.config import get_settings
-from atlaslink.equipment import policy, schemas, views
+from atlaslink.equipment import operation_links, policy, schemas, views
 from atlaslink.equipment import repository as repo
 from atlaslink.equipment.states import HOLDING, LABELS, LoanStatus
 from atlaslink.errors import Forbidden, NotFound
@@ -131,9 +131,12 @@ def unit_calendar(
         ),
     )
     units[unit.id] = unit
+    ops = operation_links.operation_refs(
+        session, viewer, (loan for v in busy.values() for _, loan in v)
+    )
 
     def row(item: EquipmentItem, cat: EquipmentCategory, borrowed: bool) -> CalendarRow:
-        periods = [views.period_out(viewer, r, loan, units) for r, loan in busy[item.id]]
+        periods = [views.period_out(viewer, r, loan, units, ops) for r, loan in busy[item.id]]
         if borrowed:
             periods = [p for p in periods if p.loan_id is not None]
         return CalendarRow(

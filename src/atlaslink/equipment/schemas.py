@@ -175,8 +175,17 @@ class Item(BaseModel):
     actions: list[str] = Field(default_factory=list)
 
 
+class OperationRef(BaseModel):
+    """The assistance request an operation reservation serves (for those who may see it)."""
+
+    request_id: int
+    reference: str
+    title: str
+
+
 class Period(BaseModel):
-    """A busy period of an item's calendar. Who borrowed it is shown to the two units only."""
+    """A busy period of an item's calendar. Who borrowed it is shown to the two units only;
+    the operation it is held for, to those who may see that request."""
 
     id: int
     kind: Literal["loan", "maintenance"]
@@ -186,6 +195,7 @@ class Period(BaseModel):
     loan_id: int | None = None
     borrower: UnitRef | None = None
     note: str = ""
+    operation: OperationRef | None = None
 
 
 class MaintenanceCreate(BaseModel):

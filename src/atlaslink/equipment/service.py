@@ -14,7 +14,7 @@ from atlaslink.audit import service as audit
 from atlaslink.auth.permissions import Permission
 from atlaslink.auth.principal import Principal
 from atlaslink.config import get_settings
-from atlaslink.equipment import policy, schemas, views
+from atlaslink.equipment import operation_links, policy, schemas, views
 from atlaslink.equipment import repository as repo
 from atlaslink.equipment.places import find_place
 from atlaslink.equipment.repository import Search
@@ -475,6 +475,15 @@ def _is_overlap_violation(exc: IntegrityError) -> bool:
     return code == "23P01" or "ex_equipment_reservations_no_overlap" in str(exc.orig)
 
 
+def availability_problem(
+    session: Session, item: EquipmentItem, start: datetime, end: datetime
+) -> str | None:
+    """Why the item cannot be held for [start, end), or None if it is free then (a check
+    only: ``book`` makes the reservation, under the database's guarantee)."""
+    clashes = repo.overlapping(session, item.id, start, end)
+    return _busy_message(clashes) if clashes else None
+
+
 def book(
     session: Session,
     actor: Principal,
@@ -493,9 +502,9 @@ def book(
     transactions may both pass the check; the exclusion constraint then makes the second
     insert wait for the first and fail once it commits (SQLSTATE 23P01), which is answered
     with the same 409."""
-    clashes = repo.overlapping(session, item.id, start, end)
-    if clashes:
-        raise Conflict(_busy_message(clashes))
+    problem = availability_problem(session, item, start, end)
+    if problem is not None:
+        raise Conflict(problem)
     r = EquipmentReservation(
         item_id=item.id,
         starts_at=start,
@@ -563,7 +572,8 @@ def item_periods(
     item = visible_item(session, viewer, item_id)
     rows = repo.periods(session, [item.id], start, end)[item.id]
     units = repo.units_by_ids(session, sorted({loan.borrower_unit_id for _, loan in rows if loan}))
-    return [views.period_out(viewer, r, loan, units) for r, loan in rows]
+    ops = operation_links.operation_refs(session, viewer, (loan for _, loan in rows))
+    return [views.period_out(viewer, r, loan, units, ops) for r, loan in rows]
 
 
 def loans_of_item(session: Session, item_id: int) -> list[EquipmentLoan]:

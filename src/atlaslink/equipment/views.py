@@ -95,8 +95,11 @@ def period_out(
     reservation: EquipmentReservation,
     loan: EquipmentLoan | None,
     units: Mapping[int, Unit],
+    operations: Mapping[int, schemas.OperationRef] | None = None,
 ) -> schemas.Period:
-    """A busy period; its loan (borrower, status) only for the two units of that loan."""
+    """A busy period; its loan (borrower, status) only for the two units of that loan; the
+    request an operation loan serves only where ``operations`` (``operation_links``, which
+    asks the request's visibility) names it."""
     party = loan is not None and policy.loan_side(viewer, loan) is not None
     borrower = units.get(loan.borrower_unit_id) if loan is not None and party else None
     return schemas.Period(
@@ -108,6 +111,7 @@ def period_out(
         loan_id=loan.id if loan is not None and party else None,
         borrower=unit_ref(borrower) if borrower is not None else None,
         note=reservation.note if reservation.kind == "maintenance" or party else "",
+        operation=(operations or {}).get(loan.id) if loan is not None else None,
     )
 
 

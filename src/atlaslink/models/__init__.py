@@ -14,6 +14,7 @@ from atlaslink.models.equipment import (
     EquipmentPhoto,
     EquipmentReservation,
     EquipmentShareTarget,
+    OfferEquipment,
 )
 from atlaslink.models.messages import (
     DeliveryAttempt,
@@ -81,6 +82,7 @@ __all__ = [
     "NetworkMember",
     "Notification",
     "Offer",
+    "OfferEquipment",
     "OfferLine",
     "OperationEvent",
     "OutboxMessage",

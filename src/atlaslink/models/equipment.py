@@ -212,3 +212,26 @@ class EquipmentCalendarFeed(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OfferEquipment(Base):
+    """An item of the offering unit's own inventory included in an offer of assistance.
+
+    Nothing is held while the offer is pending; when the requester accepts, the item is booked
+    for the operation (a loan of purpose "operation", through ``equipment.service.book``) and
+    ``loan_id`` points at it (ADR 0005 §12)."""
+
+    __tablename__ = "offer_equipment"
+    __table_args__ = (UniqueConstraint("offer_id", "item_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("equipment_items.id", ondelete="CASCADE"), index=True
+    )
+    # The end of the period offered; the period starts when the offer is accepted.
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    loan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("equipment_loans.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

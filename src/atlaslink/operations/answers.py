@@ -27,7 +27,7 @@ from atlaslink.models import (
     Unit,
     utcnow,
 )
-from atlaslink.operations import geography, matching, schemas, service, timeline
+from atlaslink.operations import geography, matching, offer_equipment, schemas, service, timeline
 from atlaslink.operations.policy import get_visible, require_requester
 from atlaslink.operations.states import (
     ADDRESSEE_TRANSITIONS,
@@ -239,6 +239,9 @@ def answer(
     code = unit.code if unit else str(a.unit_id)
     now = utcnow()
     offer = None
+    items, until, item_problems = offer_equipment.check_offered(session, a.unit_id, body, now)
+    if item_problems and body.answer not in ("accept", "counter_propose"):
+        raise Invalid("The answer is not valid.", errors=item_problems)
     if body.answer in ("refuse", "unable_to_fill"):
         if body.answer == "refuse" and not body.reason:
             raise Invalid(
@@ -268,6 +271,7 @@ def answer(
             )
         if body.eta_at is not None and body.eta_at < now - timedelta(minutes=5):
             problems.append({"field": "eta_at", "message": "the ETA is in the past"})
+        problems += item_problems
         if problems:
             raise Invalid("The offer is not valid.", errors=problems)
         target = A.ACCEPTED if body.answer == "accept" else A.COUNTER_PROPOSED
@@ -330,6 +334,8 @@ def answer(
         kind,
         f"{req.reference}: {summary}",
     )
+    if offer is not None:
+        offer_equipment.attach(session, p, req, offer, items, until)
     service.refresh_status(session, p, req)
     return a, offer
 
@@ -369,6 +375,9 @@ def accept_offer(
         raise Conflict("The offer changed since you looked at it; reload and decide again.")
     if offer.status != OS.OFFERED:
         raise Conflict(f"The offer is already {offer.status}.")
+    # The offered equipment first: a clash refuses the acceptance (409) before anything else
+    # is written, and the whole transaction is rolled back.
+    offer_equipment.reserve(session, p, req, offer)
     lines = {
         ol.request_line_id: ol
         for ol in session.scalars(select(OfferLine).where(OfferLine.offer_id == offer.id))
@@ -451,6 +460,7 @@ def decline_offer(
     before = _set_offer(session, offer, OS.DECLINED)
     offer.reason = reason
     session.flush()
+    offer_equipment.release(session, p, req, offer, "offer declined")
     timeline.record(
         session,
         p,
@@ -490,6 +500,7 @@ def withdraw_offer(
     before = _set_offer(session, offer, OS.WITHDRAWN)
     offer.reason = reason
     session.flush()
+    offer_equipment.release(session, p, req, offer, "offer withdrawn")
     timeline.record(
         session,
         p,

@@ -11,7 +11,7 @@ from atlaslink.auth.permissions import Permission
 from atlaslink.auth.principal import Principal
 from atlaslink.errors import Conflict, Forbidden, Invalid, NotFound
 from atlaslink.models import Arrangement, ManifestItem, MovementRecord, Offer, Unit, utcnow
-from atlaslink.operations import schemas, service, timeline
+from atlaslink.operations import offer_equipment, schemas, service, timeline
 from atlaslink.operations.answers import _offer_for_update, _set_offer
 from atlaslink.operations.states import ASSISTING_STEPS, MANIFEST_OPEN, REQUESTER_STEPS, OfferStatus
 
@@ -277,6 +277,8 @@ def set_status(
     if target == OS.HOME:
         offer.home_at = now
     session.flush()
+    if target == OS.HOME:
+        offer_equipment.release(session, p, req, offer, "team home")
     code = _unit_code(session, offer.unit_id)
     timeline.record(
         session,
@@ -323,6 +325,7 @@ def recall(session: Session, p: Principal, request_id: int, offer_id: int, reaso
     offer.reason = reason
     offer.recalled_at = utcnow()
     session.flush()
+    offer_equipment.release(session, p, req, offer, "team recalled")
     code = _unit_code(session, offer.unit_id)
     timeline.record(
         session,

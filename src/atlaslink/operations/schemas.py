@@ -120,8 +120,21 @@ class AnswerBody(_In):
     eta_at: datetime | None = None
     conditions: LongText = ""
     costs: LongText = ""
+    # Items of the unit's own equipment inventory offered with it (ids), held for the
+    # operation from acceptance until ``equipment_until`` (default: ATLASLINK_OFFER_EQUIPMENT_DAYS
+    # days from the answer). Offering an item shows it to the requesting side, whatever the
+    # item's own sharing audience.
+    equipment: list[int] = Field(default_factory=list, max_length=50)
+    equipment_until: datetime | None = None
 
-    @field_validator("eta_at")
+    @field_validator("equipment")
+    @classmethod
+    def _distinct(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("each item once")
+        return value
+
+    @field_validator("eta_at", "equipment_until")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
@@ -293,6 +306,30 @@ class MovementOut(BaseModel):
     recorded_at: datetime
 
 
+class OfferedItemOut(BaseModel):
+    """An item of the offering unit's equipment offered with the offer (for the two parties)."""
+
+    item_id: int
+    ref: str
+    category: str
+    category_name: str
+    model: str
+    quantity: int
+    serial_numbers: list[str]
+    weight_kg: float | None
+    length_cm: int | None
+    width_cm: int | None
+    height_cm: int | None
+    air_transportable: bool
+    needs_vehicle: bool
+    operator_training: str
+    restrictions: str
+    # Offered until; held for the operation from acceptance (the loan) until then.
+    until: datetime
+    loan_id: int | None
+    loan_status: str | None
+
+
 class OfferOut(BaseModel):
     id: int
     unit: UnitRef
@@ -312,6 +349,7 @@ class OfferOut(BaseModel):
     arrangement: ArrangementOut | None = None
     manifest: list[ManifestItemOut] | None = None
     movements: list[MovementOut] | None = None
+    equipment: list[OfferedItemOut] | None = None
     # What the viewer may do to this offer now (a hint; every action is checked again).
     actions: list[str] = []
 

@@ -28,7 +28,7 @@ from atlaslink.models import (
     Unit,
     utcnow,
 )
-from atlaslink.operations import rules, schemas, timeline, vocab
+from atlaslink.operations import offer_equipment, rules, schemas, timeline, vocab
 from atlaslink.operations.policy import Involvement, get_visible, require_requester
 from atlaslink.operations.states import (
     ACCEPTS_OFFERS,
@@ -609,7 +609,7 @@ def amend(
     return req
 
 
-def _end_offers(session: Session, req: AssistanceRequest, reason: str) -> None:
+def _end_offers(session: Session, p: Principal, req: AssistanceRequest, reason: str) -> None:
     now = utcnow()
     for offer in session.scalars(
         select(Offer).where(Offer.request_id == req.id, Offer.status.not_in(OFFER_ENDED))
@@ -618,6 +618,7 @@ def _end_offers(session: Session, req: AssistanceRequest, reason: str) -> None:
             offer.status = OS.EXPIRED
         elif offer.status in (OS.ACCEPTED, OS.AGREED):
             offer.status = OS.DECLINED
+            offer_equipment.release(session, p, req, offer, reason)
         else:
             continue
         offer.reason = reason
@@ -645,7 +646,7 @@ def cancel(session: Session, p: Principal, request_id: int, reason: str) -> Assi
     )
     if moving:
         raise Conflict("Teams are already moving: stand them down first, then close the request.")
-    _end_offers(session, req, f"request cancelled: {reason}")
+    _end_offers(session, p, req, f"request cancelled: {reason}")
     _move(
         session,
         p,
@@ -662,7 +663,7 @@ def cancel(session: Session, p: Principal, request_id: int, reason: str) -> Assi
 
 def lapse(session: Session, p: Principal, req: AssistanceRequest) -> None:
     """Called by the job when ``lapse_at`` passed on a request that is not covered."""
-    _end_offers(session, req, "request lapsed")
+    _end_offers(session, p, req, "request lapsed")
     _move(
         session,
         p,
@@ -704,7 +705,7 @@ def stand_down(session: Session, p: Principal, request_id: int, reason: str) -> 
             object_type="offer",
             object_id=offer.id,
         )
-    _end_offers(session, req, "operation stood down")
+    _end_offers(session, p, req, "operation stood down")
     _move(
         session,
         p,
@@ -736,7 +737,7 @@ def close(session: Session, p: Principal, request_id: int, debrief: str) -> Assi
         raise Conflict(
             f"{away} team(s) are not home yet; close the request when every team is home."
         )
-    _end_offers(session, req, "request closed")
+    _end_offers(session, p, req, "request closed")
     req.debrief = debrief
     if req.status != R.DEMOBILISING:
         req.status = R.DEMOBILISING  # nothing was deployed: closing ends it all the same

@@ -26,7 +26,7 @@ from atlaslink.models import (
     Unit,
     utcnow,
 )
-from atlaslink.operations import matching, schemas, service, vocab
+from atlaslink.operations import matching, offer_equipment, schemas, service, vocab
 from atlaslink.operations.answers import ADDRESSABLE
 from atlaslink.operations.policy import (
     Involvement,
@@ -140,6 +140,8 @@ def request_out(
                 recorded_at=mv.recorded_at,
             )
         )
+    # Offered equipment is an offer term: loaded for the offers the viewer may read in detail.
+    equipment = offer_equipment.offered(session, detailed)
     agreement = (
         session.get(BilateralAgreement, req.bilateral_agreement_id)
         if req.bilateral_agreement_id
@@ -215,7 +217,14 @@ def request_out(
         ],
         offers=[
             _offer_out(
-                o, units, offer_lines, arrangements, manifest, movements, o.id in detailed
+                o,
+                units,
+                offer_lines,
+                arrangements,
+                manifest,
+                movements,
+                equipment,
+                o.id in detailed,
             ).model_copy(update={"actions": offer_actions(o, inv, p, arrangements.get(o.id))})
             for o in offers
         ],
@@ -318,6 +327,7 @@ def _offer_out(
     arrangements: dict[int, Arrangement],
     manifest: dict[int, list[schemas.ManifestItemOut]],
     movements: dict[int, list[schemas.MovementOut]],
+    equipment: dict[int, list[schemas.OfferedItemOut]],
     detailed: bool,
 ) -> schemas.OfferOut:
     out = schemas.OfferOut(
@@ -343,6 +353,7 @@ def _offer_out(
         )
         out.manifest = manifest.get(o.id, [])
         out.movements = movements.get(o.id, [])
+        out.equipment = equipment.get(o.id, [])
     return out
 
 

@@ -142,6 +142,10 @@ def _answer(db: Session, p: Principal, rid: int, form: FormData) -> Outcome:
         "eta_at": when(form, "eta_at", problems),
         "conditions": text(form, "conditions"),
         "costs": text(form, "costs"),
+        "equipment": [
+            int(v) for v in form.getlist("equipment") if isinstance(v, str) and v.isdigit()
+        ],
+        "equipment_until": when(form, "equipment_until", problems),
     }
     body = build(schemas.AnswerBody, data, problems)
     answers.answer(db, p, rid, body)
@@ -428,6 +432,10 @@ def _act(
             request_id,
             errors=errors_of(exc),
             status=status_of(exc),
-            form={"action": action, **{k: v for k, v in form.items() if k != "csrf_token"}},
+            form={
+                "action": action,
+                **{k: v for k, v in form.items() if k != "csrf_token"},
+                "equipment": [v for v in form.getlist("equipment") if isinstance(v, str)],
+            },
         )
     return redirect(location)

@@ -15,8 +15,17 @@ from sqlalchemy.orm import Session
 from atlaslink.auth.permissions import Permission, Role
 from atlaslink.config import get_settings
 from atlaslink.errors import Forbidden
-from atlaslink.models import Unit
-from atlaslink.operations import metrics, policy, rules, schemas, service, views, vocab
+from atlaslink.models import Unit, utcnow
+from atlaslink.operations import (
+    metrics,
+    offer_equipment,
+    policy,
+    rules,
+    schemas,
+    service,
+    views,
+    vocab,
+)
 from atlaslink.operations.states import ACCEPTS_OFFERS, ENDED, RequestStatus
 from atlaslink.registry import service as registry
 from atlaslink.web import geo
@@ -198,7 +207,26 @@ def operation_context(db: Session, page: PageAuth, request_id: int) -> dict[str,
     out = views.request_out(db, p, req, inv)
     events = views.visible_events(db, p, req, inv)
     own = next((a for a in out.addressees if a.id == inv.addressee_id), None)
+    # The answer form lists the unit's own equipment in service (offered with the offer).
+    now = utcnow()
+    until = offer_equipment.default_until(now)
+    own_items = (
+        [
+            {
+                "id": item.id,
+                "ref": item.ref,
+                "model": item.model,
+                "category": cat.name,
+                "busy": busy,
+            }
+            for item, cat, busy in offer_equipment.available_items(db, own.unit.id, now, until)
+        ]
+        if own is not None and "answer" in out.actions
+        else None
+    )
     return {
+        "own_items": own_items,
+        "own_items_until": until,
         "r": out,
         "events": list(reversed(events)),
         "pinned": [e for e in events if e.pinned],

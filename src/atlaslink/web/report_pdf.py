@@ -97,6 +97,16 @@ class _Report(FPDF):
                 t.row(values)
 
 
+def _terms(o: schemas.OfferOut) -> str:
+    """The package and the equipment offered: for the two parties only (None otherwise)."""
+    if o.package is None:
+        return "for the two parties"
+    text = o.package or "—"
+    if o.equipment:
+        text += "; equipment: " + ", ".join(f"{e.model} ({e.ref})" for e in o.equipment)
+    return text
+
+
 def build(
     r: schemas.RequestOut,
     events: list[schemas.EventOut],
@@ -193,7 +203,7 @@ def build(
                     + ("—" if ol.accepted_quantity is None else str(ol.accepted_quantity))
                     for ol in o.lines
                 ),
-                (o.package or "—") if o.package is not None else "for the two parties",
+                _terms(o),
             )
             for o in r.offers
         ],
