@@ -29,6 +29,7 @@ from atlaslink.models import (
     AssistanceRequest,
     Offer,
     Partner,
+    RequestAddressee,
     StdMessage,
     Unit,
 )
@@ -209,17 +210,43 @@ def _thread_request(session: Session, *ids: str | None) -> tuple[AssistanceReque
 def _offer_of(
     session: Session, req: AssistanceRequest, msg: rm.Message, found: StdMessage
 ) -> Offer:
+    """The offer a message is about. ``<unit>/offer-<id>`` is the id on the platform that
+    made the offer: ours, or a peer's. A peer's id is mapped through the message it came in
+    with (an imported answer naming it); our own ids are used only for an offer of that unit.
+    Failing that, the message it follows names the offer."""
     for r in msg.resources:
-        for text in (r.resource_id or "", r.info_id, r.preceding_info_id or ""):
+        named = r.resource_id or ""
+        m = _OFFER_ID.search(named)
+        if m is None:
+            continue
+        came_in = session.scalar(
+            select(StdMessage.offer_id)
+            .where(
+                StdMessage.direction == "in",
+                StdMessage.request_id == req.id,
+                StdMessage.offer_id.is_not(None),
+                StdMessage.payload.contains(f">{named}</", autoescape=True),
+            )
+            .order_by(StdMessage.id)
+            .limit(1)
+        )
+        offer = session.get(Offer, came_in if came_in is not None else int(m[1]))
+        if offer is not None and offer.request_id == req.id:
+            unit = session.get(Unit, offer.unit_id)
+            code = named.split("/", 1)[0] if "/" in named else None
+            if code is None or (unit is not None and unit.code == code):
+                return offer
+    if found.offer_id is not None:
+        offer = session.get(Offer, found.offer_id)
+        if offer is not None:
+            return offer
+    for r in msg.resources:
+        for text in (r.info_id, r.preceding_info_id or ""):
             m = _OFFER_ID.search(text)
             if m:
                 offer = session.get(Offer, int(m[1]))
                 if offer is not None and offer.request_id == req.id:
                     return offer
-    if found.offer_id is not None:
-        offer = session.get(Offer, found.offer_id)
-        if offer is not None:
-            return offer
     raise NotFound(
         "The message does not name an offer of this request.",
         errors=[{"field": "ResourceID", "message": "no offer-<id> of this request"}],
@@ -387,6 +414,14 @@ def _apply_request(
             reason=msg.description[:5000],
         )
         service.amend(session, p, req.id, amend)
+        asked = set(
+            session.scalars(
+                select(Unit.code)
+                .join(RequestAddressee, RequestAddressee.unit_id == Unit.id)
+                .where(RequestAddressee.request_id == req.id)
+            )
+        )
+        _address(session, p, req, [c for c in inc.unit_recipients if c not in asked])
         return req, None, f"request amended to version {req.version}"
     body = ops.RequestCreate(
         **_request_body(msg, inc.exercise),

@@ -299,12 +299,13 @@ def _payload(
             "unable_to_fill": "unable_to_fill",
             "withdrawn": "withdraw",
         }[kind]
-        reason = ""
+        a = next((a for a in view.addressees if a.unit.id == event.unit_id), None)
+        said = (a.reason or "") if a else ""
         if answer in ("refuse", "unable_to_fill"):
-            a = next((a for a in view.addressees if a.unit.id == event.unit_id), None)
-            reason = (a.reason or "") if a else ""
-        elif offer is not None:
-            reason = offer.reason or ""
+            reason = said
+        else:
+            # A counter-proposal's reason is the unit's answer; a withdrawal's the offer's.
+            reason = (offer.reason if offer else None) or (said if answer != "withdraw" else "")
         return rm.response_to_request(
             view, thread, vocab, unit=unit, answer=answer, reason=reason, offer=offer
         )
@@ -374,6 +375,9 @@ def _envelope(
         exercise=req.exercise,
         kind=r.kind,
         recipients=[partner.sender_id],
+        units=(
+            [a.unit.code for a in view.addressees] if r.message_type == "RequestResource" else []
+        ),
         markings=de.Markings(req.classification, req.distribution_marking, req.handling_code),
         incident_id=req.incident_id,
         incident_description=req.title,
