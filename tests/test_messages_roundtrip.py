@@ -25,7 +25,7 @@ from atlaslink.config import get_settings
 from atlaslink.db import make_engine
 from atlaslink.messages import de, rm, schemas, service, validation, xmlsafe
 from atlaslink.models import OutboxMessage, StdMessage, Unit, User
-from tests.conftest import create_database, load_demo
+from tests.conftest import create_database, load_demo, unit_id
 from tests.messages_support import (
     STANDARDS,
     full_operation,
@@ -122,34 +122,9 @@ def test_a_whole_operation_survives_the_round_trip(
         "NL-REIGER": "commander.nl",
         fr_code: "duty.fr",
     }
-    clients: dict[str, TestClient] = {}
     # The partner side has a history of its own: its offer ids are not ours.
     own_business(partner_side)
-    types = []
-    for row in rows:
-        # Every message is valid before it travels.
-        assert validation.check(xmlsafe.parse(row.body.encode()), official()).ok
-        msg = rm.read(payload_of(row.body))
-        who = speaker(msg, users)
-        client = clients.setdefault(who, partner_side.api_as(who))
-        r = client.post("/api/v1/messages", content=row.body.encode(), headers=XML)
-        assert r.status_code == 201, (msg.type, who, r.text)
-        out = r.json()
-        assert out["partner"] == "peer" and out["duplicate"] is False
-        types.append(msg.type)
-        if msg.type == "RequisitionResource":
-            # The requesting side's confirmation of the arrangements record has no RM
-            # message (docs/messages.md): the partner side's requester confirms it there.
-            copy_id = out["request_id"]
-            offer_id = partner_offer(partner_side, msg.message_id)
-            current = ok(client.get(f"/api/v1/requests/{copy_id}"))
-            arr = next(o for o in current["offers"] if o["id"] == offer_id)["arrangement"]
-            ok(
-                client.post(
-                    f"/api/v1/requests/{copy_id}/offers/{offer_id}/arrangement/confirm",
-                    json={"revision": arr["revision"]},
-                )
-            )
+    types, copy_id = replay(partner_side, rows, users)
     assert set(types) >= {
         "RequestResource",
         "ResponseToRequestResource",
@@ -216,6 +191,42 @@ def test_a_whole_operation_survives_the_round_trip(
                 assert rec.offer_id is not None and {by_id[rec.offer_id]} == named, msg.type
 
 
+def replay(
+    inst: Installation, rows: list[OutboxMessage], users: dict[str, str]
+) -> tuple[list[str], int]:
+    """Import each message on the partner side as the user who speaks for its sender; the
+    requesting side confirms the arrangements there after a requisition (that has no RM
+    message). Returns the message types and the partner side's copy of the request."""
+    clients: dict[str, TestClient] = {}
+    types: list[str] = []
+    copy_id = 0
+    for row in rows:
+        # Every message is valid before it travels.
+        assert validation.check(xmlsafe.parse(row.body.encode()), official()).ok
+        msg = rm.read(payload_of(row.body))
+        who = speaker(msg, users)
+        client = clients.setdefault(who, inst.api_as(who))
+        r = client.post("/api/v1/messages", content=row.body.encode(), headers=XML)
+        assert r.status_code == 201, (msg.type, who, r.text)
+        out = r.json()
+        assert out["partner"] == "peer" and out["duplicate"] is False
+        types.append(msg.type)
+        copy_id = copy_id or out["request_id"]
+        if msg.type == "RequisitionResource":
+            # The requesting side's confirmation of the arrangements record has no RM
+            # message (docs/messages.md): the partner side's requester confirms it there.
+            offer_id = partner_offer(inst, msg.message_id)
+            current = ok(client.get(f"/api/v1/requests/{copy_id}"))
+            arr = next(o for o in current["offers"] if o["id"] == offer_id)["arrangement"]
+            ok(
+                client.post(
+                    f"/api/v1/requests/{copy_id}/offers/{offer_id}/arrangement/confirm",
+                    json={"revision": arr["revision"]},
+                )
+            )
+    return types, copy_id
+
+
 def partner_offer(inst: Installation, message_id: str) -> int:
     with inst.factory() as s:
         rec = s.scalar(select(StdMessage).where(StdMessage.message_id == message_id))
@@ -238,3 +249,56 @@ def own_business(inst: Installation) -> None:
         ),
         201,
     )
+
+
+def test_a_declined_offer_and_a_status_request_survive_the_round_trip(
+    api_as: Any, db: Session, partner_side: Installation
+) -> None:
+    standard_partners(db)
+    de_, at, nl = api_as("duty.de"), api_as("duty.at"), api_as("commander.nl")
+    rid = ok(de_.post("/api/v1/requests", json=request_body(submit=True)), 201)["id"]
+    base = f"/api/v1/requests/{rid}"
+    ids = [unit_id(db, "AT-ADLER"), unit_id(db, "NL-REIGER")]
+    ok(de_.post(f"{base}/addressees", json={"unit_ids": ids}))
+    offers = {}
+    for code, c, qty in (("AT-ADLER", at, 4), ("NL-REIGER", nl, 2)):
+        out = ok(
+            c.post(
+                f"{base}/answers",
+                json={"answer": "accept", "lines": [{"line_no": 1, "quantity": qty}]},
+            ),
+            201,
+        )
+        offers[code] = next(o["id"] for o in out["offers"] if o["unit"]["code"] == code)
+    ok(de_.post(f"{base}/offers/{offers['NL-REIGER']}/decline", json={"reason": "Too far away"}))
+    out = ok(de_.post(f"{base}/offers/{offers['AT-ADLER']}/accept", json={}))
+    rev = out["offers"][0]["arrangement"]["revision"]
+    for c in (de_, at):
+        ok(
+            c.post(
+                f"{base}/offers/{offers['AT-ADLER']}/arrangement/confirm", json={"revision": rev}
+            )
+        )
+    ok(at.post(f"{base}/offers/{offers['AT-ADLER']}/status", json={"status": "MOBILISING"}))
+    rows = outbox_of(db, "de-falke")
+    declined = [r for r in rows if r.message_type == "ReleaseResource"]
+    assert len(declined) == 1
+    msg = rm.read(payload_of(declined[0].body))
+    assert {r.response_type for r in msg.resources} == {"Decline"}
+    assert msg.resources[0].reason_code == "decline"
+    assert msg.resources[0].response_reason == "Too far away"
+    # The unit whose offer was declined hears why; another involved unit only that it was
+    # (offer details are for the two parties: operations.views).
+    to_nl = [r for r in outbox_of(db, "nl-reiger") if r.message_type == "ReleaseResource"]
+    assert rm.read(payload_of(to_nl[0].body)).resources[0].response_reason == "Too far away"
+    to_at = [r for r in outbox_of(db, "at-adler") if r.message_type == "ReleaseResource"]
+    assert rm.read(payload_of(to_at[0].body)).resources[0].response_reason == ""
+    users = {"requester": "duty.de", "AT-ADLER": "duty.at", "NL-REIGER": "commander.nl"}
+    own_business(partner_side)
+    _types, copy_id = replay(partner_side, rows, users)
+    original = _offers_by_unit(ok(de_.get(base)))
+    copy = _offers_by_unit(ok(partner_side.api_as("duty.de").get(f"/api/v1/requests/{copy_id}")))
+    for code in original:
+        for k in ("status", "lines", "reason"):
+            assert copy[code][k] == original[code][k], (code, k)
+    assert copy["NL-REIGER"]["status"] == "DECLINED"

@@ -305,6 +305,11 @@ def _apply(
         body = ops.StatusBody(status=status, note=msg.description[:500])
         deployments.set_status(session, p, req.id, offer.id, body)
         return req, offer.id, f"offer {offer.id} is now {status}"
+    if t == "ReleaseResource" and any(r.response_type == "Decline" for r in msg.resources):
+        # The requesting side declines the offer (docs/messages.md).
+        first = next(r for r in msg.resources if r.response_type == "Decline")
+        answers.decline_offer(session, p, req.id, offer.id, first.response_reason)
+        return req, offer.id, f"offer {offer.id} declined"
     if t == "ReleaseResource":
         body = ops.StatusBody(status="STOOD_DOWN", note=msg.description[:500])
         deployments.set_status(session, p, req.id, offer.id, body)

@@ -77,6 +77,8 @@ def route(event_kind: str, req: AssistanceRequest) -> Route | None:
         "offer.withdrawn",
     ):
         return Route("ResponseToRequestResource", "answers", "Response")
+    if event_kind == "offer.declined":
+        return Route("ReleaseResource", "answers", "Response")
     if event_kind == "offer.accepted":
         return Route("RequisitionResource", "answers", "Request")
     if event_kind == "offer.agreed":
@@ -317,6 +319,8 @@ def _payload(
         return rm.commit(view, thread, vocab, offer)
     if r.message_type == "ReportResourceDeploymentStatus":
         return rm.report_status(view, thread, vocab, offer, at)
+    if event.kind == "offer.declined":
+        return rm.decline(view, thread, vocab, offer, offer.reason or "")
     if r.message_type == "ReleaseResource":
         return rm.release(view, thread, vocab, offer, at)
     if r.message_type == "RequestReturn":

@@ -351,6 +351,8 @@ def _offer_lines(
     *,
     response: tuple[str, str] | None,
     status: str | None,
+    reason: str = "",
+    reason_code: str | None = None,
     availability: str | None = None,
     schedule: tuple[str, datetime | None] | None = None,
     accepted: bool = True,
@@ -367,7 +369,11 @@ def _offer_lines(
         _e(ri, "ResourceInfoElementID", offer_info_id(offer.id, ol.line_no))
         if response is not None:
             _response(
-                ri, response[0].format(line=ol.line_no, offer=offer.id), response[1], "", None
+                ri,
+                response[0].format(line=ol.line_no, offer=offer.id),
+                response[1],
+                reason,
+                reason_code,
             )
         _offer_resource(
             ri,
@@ -485,6 +491,30 @@ def release(
         status=offer.status,
         availability="Released",
         schedule=("Current", at),
+    )
+    return root
+
+
+def decline(
+    req: ops.RequestOut, thread: Thread, vocab: Vocabulary, offer: ops.OfferOut, reason: str
+) -> LET._Element:
+    """The requesting side declines an offer (before or after taking it). RM has no "decline
+    an offer" message: the requester's answer to an offer is a RequisitionResource (taken) or
+    a ReleaseResource (not needed), and ReleaseResource is the one that carries a
+    ResponseInformation: ``Decline`` per offered line, reason code ``decline``, the reason."""
+    root = _header("ReleaseResource", thread, req)
+    _contact(root, "Requester", requester_description(req))
+    _offer_lines(
+        root,
+        req,
+        offer,
+        vocab,
+        response=("offer-{offer}-line-{line}", "Decline"),
+        reason=reason,
+        reason_code="decline",
+        status=offer.status,
+        availability="Released",
+        accepted=False,
     )
     return root
 
