@@ -279,7 +279,32 @@ def test_a_declined_offer_and_a_status_request_survive_the_round_trip(
                 f"{base}/offers/{offers['AT-ADLER']}/arrangement/confirm", json={"revision": rev}
             )
         )
-    ok(at.post(f"{base}/offers/{offers['AT-ADLER']}/status", json={"status": "MOBILISING"}))
+    at_offer = offers["AT-ADLER"]
+    ok(at.post(f"{base}/offers/{at_offer}/status", json={"status": "MOBILISING"}))
+    # The requesting side asks the team for a status report: RequestResourceDeploymentStatus
+    # to the two parties' systems only.
+    out = ok(de_.get(base))
+    assert "ask_status" in next(o for o in out["offers"] if o["id"] == at_offer)["actions"]
+    ok(de_.post(f"{base}/offers/{at_offer}/status-request"))
+    asks = [
+        r for r in outbox_of(db, "at-adler") if r.message_type == "RequestResourceDeploymentStatus"
+    ]
+    assert len(asks) == 1
+    assert validation.check(xmlsafe.parse(asks[0].body.encode()), official()).ok
+    ask = rm.read(payload_of(asks[0].body))
+    assert ask.resources[0].resource_id == f"AT-ADLER/offer-{at_offer}"
+    assert not [
+        r for r in outbox_of(db, "nl-reiger") if r.message_type == "RequestResourceDeploymentStatus"
+    ]
+    # The unit's system answers with a report of the step the team is at: nothing moves, the
+    # answer is on the timeline.
+    answer = status_report(ask, "at.adler.command", "AT-ADLER", at_offer, "MOBILISING")
+    assert validation.check(xmlsafe.parse(answer), official()).ok
+    out = ok(at.post("/api/v1/messages", content=answer, headers=XML), 201)
+    assert "still MOBILISING" in out["outcome"]
+    events = de_.get(f"{base}/events").json()
+    kinds = [e["kind"] for e in events]
+    assert "deployment.status_asked" in kinds and "deployment.status_reported" in kinds
     rows = outbox_of(db, "de-falke")
     declined = [r for r in rows if r.message_type == "ReleaseResource"]
     assert len(declined) == 1
@@ -302,3 +327,36 @@ def test_a_declined_offer_and_a_status_request_survive_the_round_trip(
         for k in ("status", "lines", "reason"):
             assert copy[code][k] == original[code][k], (code, k)
     assert copy["NL-REIGER"]["status"] == "DECLINED"
+    assert copy["AT-ADLER"]["status"] == "MOBILISING"
+
+
+def status_report(ask: rm.Message, sender: str, unit: str, offer_id: int, status: str) -> bytes:
+    """A unit's command system answering a status request (as a partner would write it)."""
+    return f"""<edxlDistribution xmlns="urn:oasis:names:tc:emergency:EDXL:DE:2.0"
+   xmlns:xlink="http://www.w3.org/1999/xlink" xlink:type="extended">
+ <distributionID>{sender}-report-1</distributionID><senderID>{sender}</senderID>
+ <dateTimeSent>2030-11-24T09:05:00+01:00</dateTimeSent>
+ <dateTimeExpires>2030-11-25T09:05:00+01:00</dateTimeExpires>
+ <distributionStatus>Exercise</distributionStatus><distributionKind>Report</distributionKind>
+ <content xlink:type="resource"><contentObject xlink:type="resource"><contentXML>
+ <embeddedXMLContent>
+ <rmsg:ReportResourceDeploymentStatus xmlns:rmsg="urn:oasis:names:tc:emergency:EDXL:RM:1.0:msg"
+   xmlns:rm="urn:oasis:names:tc:emergency:EDXL:RM:1.0">
+  <rmsg:MessageID>{sender}-report-1</rmsg:MessageID>
+  <rmsg:SentDateTime>2030-11-24T09:05:00+01:00</rmsg:SentDateTime>
+  <rmsg:MessageContentType>ReportResourceDeploymentStatus</rmsg:MessageContentType>
+  <rmsg:MessageDescription>Team loading at base</rmsg:MessageDescription>
+  <rmsg:OriginatingMessageID>{ask.origin}</rmsg:OriginatingMessageID>
+  <rmsg:PrecedingMessageID>{ask.message_id}</rmsg:PrecedingMessageID>
+  <rmsg:ContactInformation><rm:ContactRole>Owner</rm:ContactRole></rmsg:ContactInformation>
+  <rmsg:ResourceInformation>
+   <rmsg:ResourceInfoElementID>offer-{offer_id}-line-1</rmsg:ResourceInfoElementID>
+   <rmsg:Resource><rmsg:ResourceID>{unit}/offer-{offer_id}</rmsg:ResourceID>
+    <rmsg:ResourceStatus><rmsg:DeploymentStatus>
+     <rm:ValueListURN>urn:atlaslink:valuelist:deployment-status</rm:ValueListURN>
+     <rm:Value>{status}</rm:Value></rmsg:DeploymentStatus></rmsg:ResourceStatus>
+   </rmsg:Resource>
+  </rmsg:ResourceInformation>
+ </rmsg:ReportResourceDeploymentStatus></embeddedXMLContent></contentXML></contentObject>
+ </content>
+</edxlDistribution>""".encode()

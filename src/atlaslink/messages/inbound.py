@@ -212,8 +212,8 @@ def _offer_of(
 ) -> Offer:
     """The offer a message is about. ``<unit>/offer-<id>`` is the id on the platform that
     made the offer: ours, or a peer's. A peer's id is mapped through the message it came in
-    with (an imported answer naming it); our own ids are used only for an offer of that unit.
-    Failing that, the message it follows names the offer."""
+    with (an imported answer naming it); then the message it follows (PrecedingMessageID)
+    names the offer; our own ids last, and only for an offer of that unit."""
     for r in msg.resources:
         named = r.resource_id or ""
         m = _OFFER_ID.search(named)
@@ -230,16 +230,23 @@ def _offer_of(
             .order_by(StdMessage.id)
             .limit(1)
         )
-        offer = session.get(Offer, came_in if came_in is not None else int(m[1]))
-        if offer is not None and offer.request_id == req.id:
-            unit = session.get(Unit, offer.unit_id)
-            code = named.split("/", 1)[0] if "/" in named else None
-            if code is None or (unit is not None and unit.code == code):
+        if came_in is not None:
+            offer = session.get(Offer, came_in)
+            if offer is not None:
                 return offer
     if found.offer_id is not None:
         offer = session.get(Offer, found.offer_id)
         if offer is not None:
             return offer
+    for r in msg.resources:
+        named = r.resource_id or ""
+        m = _OFFER_ID.search(named)
+        offer = session.get(Offer, int(m[1])) if m else None
+        if offer is not None and offer.request_id == req.id:
+            unit = session.get(Unit, offer.unit_id)
+            code = named.split("/", 1)[0] if "/" in named else None
+            if code is None or (unit is not None and unit.code == code):
+                return offer
     for r in msg.resources:
         for text in (r.info_id, r.preceding_info_id or ""):
             m = _OFFER_ID.search(text)
@@ -302,6 +309,10 @@ def _apply(
                 "The report gives no DeploymentStatus.",
                 errors=[{"field": "ResourceStatus/DeploymentStatus", "message": "required"}],
             )
+        if status == offer.status:
+            # The answer to a status request: the team is where it was.
+            deployments.confirm_status(session, p, req.id, offer.id, msg.description[:500])
+            return req, offer.id, f"offer {offer.id} is still {status}"
         body = ops.StatusBody(status=status, note=msg.description[:500])
         deployments.set_status(session, p, req.id, offer.id, body)
         return req, offer.id, f"offer {offer.id} is now {status}"

@@ -85,6 +85,8 @@ def route(event_kind: str, req: AssistanceRequest) -> Route | None:
         return Route("CommitResource", "answers", "Response")
     if event_kind.startswith("deployment."):
         step = event_kind.split(".", 1)[1]
+        if step == "status_asked":
+            return Route("RequestResourceDeploymentStatus", "deployments", "Request")
         if step in _STEPS or step == "status_requested":
             return Route("ReportResourceDeploymentStatus", "deployments", "Report")
         if step == "stood_down":
@@ -321,6 +323,8 @@ def _payload(
         return rm.report_status(view, thread, vocab, offer, at)
     if event.kind == "offer.declined":
         return rm.decline(view, thread, vocab, offer, offer.reason or "")
+    if r.message_type == "RequestResourceDeploymentStatus":
+        return rm.request_status(view, thread, vocab, offer)
     if r.message_type == "ReleaseResource":
         return rm.release(view, thread, vocab, offer, at)
     if r.message_type == "RequestReturn":
@@ -392,4 +396,12 @@ def _envelope(
     )
 
 
-_REQUESTER_TYPES = frozenset({"RequestResource", "RequisitionResource", "ReleaseResource", "CAP"})
+_REQUESTER_TYPES = frozenset(
+    {
+        "RequestResource",
+        "RequisitionResource",
+        "ReleaseResource",
+        "RequestResourceDeploymentStatus",
+        "CAP",
+    }
+)
