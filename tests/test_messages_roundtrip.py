@@ -360,3 +360,72 @@ def status_report(ask: rm.Message, sender: str, unit: str, offer_id: int, status
  </rmsg:ReportResourceDeploymentStatus></embeddedXMLContent></contentXML></contentObject>
  </content>
 </edxlDistribution>""".encode()
+
+
+def test_a_request_that_follows_a_pre_alert_is_linked_to_it_on_import(
+    api_as: Any, db: Session, partner_side: Installation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This installation speaks as the German unit's system to the partner side.
+    monkeypatch.setattr(get_settings(), "node_id", "atlaslink-de")
+    with partner_side.factory() as s:
+        service.create_partner(
+            s,
+            principal(s, "support"),
+            schemas.PartnerCreate(
+                code="de-peer", name="DE platform", sender_id="atlaslink-de", unit_code="DE-FALKE"
+            ),
+        )
+        s.commit()
+    standard_partners(db)
+    de_ = api_as("duty.de")
+    at = [unit_id(db, "AT-ADLER")]
+    pa = ok(
+        de_.post(
+            "/api/v1/requests",
+            json=request_body(kind="pre_alert", submit=True, lines=[], legal_basis=None),
+        ),
+        201,
+    )
+    ok(de_.post(f"/api/v1/requests/{pa['id']}/addressees", json={"unit_ids": at}))
+    rq = ok(
+        de_.post("/api/v1/requests", json=request_body(submit=True, pre_alert_id=pa["id"])), 201
+    )
+    ok(de_.post(f"/api/v1/requests/{rq['id']}/addressees", json={"unit_ids": at}))
+    rows = outbox_of(db, "de-falke")
+    assert [r.message_type for r in rows] == ["CAP", "CAP", "RequestResource"]
+    other = partner_side.api_as("duty.de")
+    results = []
+    for row in rows:
+        assert validation.check(xmlsafe.parse(row.body.encode()), official()).ok
+        results.append(
+            ok(other.post("/api/v1/messages", content=row.body.encode(), headers=XML), 201)
+        )
+    pre_copy, request_copy = results[0]["request_id"], results[2]["request_id"]
+    copy = ok(other.get(f"/api/v1/requests/{request_copy}"))
+    assert copy["pre_alert_id"] == pre_copy
+    assert copy["incident_id"] == rq["incident_id"] == pa["incident_id"]
+    assert ok(other.get(f"/api/v1/requests/{pre_copy}"))["status"] == "FOLLOWED_UP"
+
+
+def test_an_envelope_with_several_messages_is_refused_naming_the_second(
+    api_as: Any, db: Session
+) -> None:
+    standard_partners(db)
+    de_ = api_as("duty.de")
+    rid = ok(de_.post("/api/v1/requests", json=request_body(submit=True)), 201)["id"]
+    ok(de_.post(f"/api/v1/requests/{rid}/addressees", json={"unit_ids": [unit_id(db, "AT-ADLER")]}))
+    body = next(r.body for r in outbox_of(db, "at-adler") if r.message_type == "RequestResource")
+    # Two content objects (the schema allows several), each with a RequestResource.
+    start = body.index("<contentObject")
+    end = body.index("</contentObject>") + len("</contentObject>")
+    obj = body[start:end]
+    second = obj.replace(":RequestResource:v1<", ":RequestResource:v1-copy<", 1)
+    doubled = body.replace(obj, obj + second)
+    assert validation.check(xmlsafe.parse(doubled.encode()), official()).ok
+    r = api_as("duty.at").post("/api/v1/messages", content=doubled.encode(), headers=XML)
+    assert r.status_code == 422, r.text
+    problem = r.json()
+    assert "one message per EDXL-DE distribution" in problem["detail"]
+    assert problem["errors"][0]["field"] == (
+        "/edxlDistribution/content/contentObject[2]/contentXML/embeddedXMLContent/RequestResource"
+    )

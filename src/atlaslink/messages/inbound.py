@@ -62,10 +62,24 @@ def read_document(data: bytes) -> tuple[Incoming, validation.Result]:
         payload, sender, units, exercise = root, "", [], None
     else:
         opened = de.open_envelope(root, version)
-        if len(opened.payloads) != 1:
+        if not opened.payloads:
             raise Invalid(
-                "An envelope must carry exactly one message to be imported.",
+                "The envelope carries no XML message (embeddedXMLContent) to import.",
                 errors=[{"field": "embeddedXMLContent", "message": "one payload expected"}],
+            )
+        if len(opened.payloads) > 1:
+            # One message per distribution (docs/messages.md): each has its own MessageID,
+            # thread and outcome, and the platform answers for one.
+            extra = opened.payloads[1]
+            raise Invalid(
+                f"The envelope carries {len(opened.payloads)} messages; this platform imports "
+                "one message per EDXL-DE distribution. Send each in its own envelope.",
+                errors=[
+                    {
+                        "field": f"{extra[0]}/{xmlsafe.local_name(extra[1].tag)}",
+                        "message": "a second payload: one message per envelope",
+                    }
+                ],
             )
         payload = opened.payloads[0][1]
         sender, units, exercise = opened.sender_id, opened.unit_recipients, opened.exercise
@@ -439,10 +453,12 @@ def _apply_request(
         )
         _address(session, p, req, [c for c in inc.unit_recipients if c not in asked])
         return req, None, f"request amended to version {req.version}"
+    pre_alert = _pre_alert_of(session, p, msg)
     body = ops.RequestCreate(
         **_request_body(msg, inc.exercise),
         kind="request",
         submit=True,
+        pre_alert_id=pre_alert.id if pre_alert else None,
     )
     req = service.create_request(session, p, body)
     if msg.incident_id:
@@ -450,6 +466,36 @@ def _apply_request(
     session.flush()
     _address(session, p, req, inc.unit_recipients)
     return req, None, f"request {req.reference} created and submitted"
+
+
+def _pre_alert_of(session: Session, p: Principal, msg: rm.Message) -> AssistanceRequest | None:
+    """The pre-alert a request follows: the one its OriginatingMessageID names (a CAP alert
+    identifier), else the issued pre-alert of the importer's country with its incident id."""
+    candidates = []
+    if msg.origin and msg.origin != msg.message_id:
+        found = repository.thread_message(session, msg.origin)
+        if found is not None and found.request_id is not None:
+            candidates.append(session.get(AssistanceRequest, found.request_id))
+    if msg.incident_id:
+        candidates.extend(
+            session.scalars(
+                select(AssistanceRequest)
+                .where(
+                    AssistanceRequest.kind == "pre_alert",
+                    AssistanceRequest.incident_id == msg.incident_id[:64],
+                )
+                .order_by(AssistanceRequest.id)
+            )
+        )
+    for pre in candidates:
+        if (
+            pre is not None
+            and pre.kind == "pre_alert"
+            and pre.status == "ALERTED"
+            and pre.requesting_country == p.country
+        ):
+            return pre
+    return None
 
 
 def _apply_response(
