@@ -404,7 +404,11 @@ def test_a_request_that_follows_a_pre_alert_is_linked_to_it_on_import(
     copy = ok(other.get(f"/api/v1/requests/{request_copy}"))
     assert copy["pre_alert_id"] == pre_copy
     assert copy["incident_id"] == rq["incident_id"] == pa["incident_id"]
-    assert ok(other.get(f"/api/v1/requests/{pre_copy}"))["status"] == "FOLLOWED_UP"
+    pre = ok(other.get(f"/api/v1/requests/{pre_copy}"))
+    assert pre["status"] == "FOLLOWED_UP"
+    # Both were sent to the same unit on the partner side (the envelopes name it).
+    assert [a["unit"]["code"] for a in pre["addressees"]] == ["AT-ADLER"]
+    assert [a["unit"]["code"] for a in copy["addressees"]] == ["AT-ADLER"]
 
 
 def test_an_envelope_with_several_messages_is_refused_naming_the_second(

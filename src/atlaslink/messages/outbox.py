@@ -384,7 +384,9 @@ def _envelope(
         kind=r.kind,
         recipients=[partner.sender_id],
         units=(
-            [a.unit.code for a in view.addressees] if r.message_type == "RequestResource" else []
+            [a.unit.code for a in view.addressees]
+            if r.message_type in ("RequestResource", "CAP") and r.kind != "Cancel"
+            else []
         ),
         markings=de.Markings(req.classification, req.distribution_marking, req.handling_code),
         incident_id=req.incident_id,
