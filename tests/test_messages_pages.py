@@ -75,3 +75,39 @@ def test_partner_endpoint_outbox_and_log_pages(pages_as: Any, db: Session, api_a
     # Not for a duty officer.
     assert pages_as("duty.de").get("/messages").status_code == 403
     assert re.search(r'href="/messages"', support.get("/").text)
+
+
+def test_the_operation_page_asks_a_team_for_a_status_report(
+    pages_as: Any, api_as: Any, db: Session
+) -> None:
+    from tests.conftest import unit_id
+    from tests.messages_support import ok, outbox_of, request_body, standard_partners
+
+    standard_partners(db)
+    de_, at = api_as("duty.de"), api_as("duty.at")
+    rid = ok(de_.post("/api/v1/requests", json=request_body(submit=True)), 201)["id"]
+    base = f"/api/v1/requests/{rid}"
+    ok(de_.post(f"{base}/addressees", json={"unit_ids": [unit_id(db, "AT-ADLER")]}))
+    out = ok(
+        at.post(
+            f"{base}/answers", json={"answer": "accept", "lines": [{"line_no": 1, "quantity": 2}]}
+        ),
+        201,
+    )
+    oid = out["offers"][0]["id"]
+    rev = ok(de_.post(f"{base}/offers/{oid}/accept", json={}))["offers"][0]["arrangement"]
+    for c in (de_, at):
+        ok(c.post(f"{base}/offers/{oid}/arrangement/confirm", json={"revision": rev["revision"]}))
+    page = pages_as("duty.de")
+    html = page.get(f"/requests/{rid}").text
+    assert "Ask for a status report" in html
+    assert "Ask for a status report" not in pages_as("duty.at").get(f"/requests/{rid}").text
+    r = page.post(
+        f"/requests/{rid}/offers/{oid}/status-request",
+        data={"csrf_token": csrf_of(html)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    assert [
+        m for m in outbox_of(db, "at-adler") if m.message_type == "RequestResourceDeploymentStatus"
+    ]

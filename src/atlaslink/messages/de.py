@@ -55,6 +55,8 @@ class Envelope:
     kind: str  # Request, Response, Report, Update, Cancel
     recipients: list[str]
     markings: Markings
+    # Units a request is addressed to (scheme ``atlaslink:unit``), as the recipient sees them.
+    units: list[str] = field(default_factory=list)
     incident_id: str | None = None
     incident_description: str = ""
     keywords: dict[str, list[str]] = field(default_factory=dict)
@@ -132,6 +134,11 @@ def wrap_v2(env: Envelope, payload: LET._Element) -> LET._Element:
         _e(ea, NS_DE2, "explicitAddressScheme", vl.ADDRESS_SCHEME)
         for r in env.recipients:
             _e(ea, NS_DE2, "explicitAddressValue", r)
+    if env.units:
+        ea = _e(d, NS_DE2, "explicitAddress")
+        _e(ea, NS_DE2, "explicitAddressScheme", vl.UNIT_ADDRESS_SCHEME)
+        for u in env.units:
+            _e(ea, NS_DE2, "explicitAddressValue", u)
     if env.incident_id:
         _e(d, NS_DE2, "incidentID", env.incident_id)
     if env.incident_description:
@@ -170,6 +177,11 @@ def wrap_v1(env: Envelope, payload: LET._Element) -> LET._Element:
         _e(ea, NS_DE1, "explicitAddressScheme", vl.ADDRESS_SCHEME)
         for r in env.recipients:
             _e(ea, NS_DE1, "explicitAddressValue", r)
+    if env.units:
+        ea = _e(root, NS_DE1, "explicitAddress")
+        _e(ea, NS_DE1, "explicitAddressScheme", vl.UNIT_ADDRESS_SCHEME)
+        for u in env.units:
+            _e(ea, NS_DE1, "explicitAddressValue", u)
     obj = _e(root, NS_DE1, "contentObject")
     if env.content_description:
         _e(obj, NS_DE1, "contentDescription", env.content_description)

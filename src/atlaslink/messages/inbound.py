@@ -29,6 +29,7 @@ from atlaslink.models import (
     AssistanceRequest,
     Offer,
     Partner,
+    RequestAddressee,
     StdMessage,
     Unit,
 )
@@ -61,10 +62,24 @@ def read_document(data: bytes) -> tuple[Incoming, validation.Result]:
         payload, sender, units, exercise = root, "", [], None
     else:
         opened = de.open_envelope(root, version)
-        if len(opened.payloads) != 1:
+        if not opened.payloads:
             raise Invalid(
-                "An envelope must carry exactly one message to be imported.",
+                "The envelope carries no XML message (embeddedXMLContent) to import.",
                 errors=[{"field": "embeddedXMLContent", "message": "one payload expected"}],
+            )
+        if len(opened.payloads) > 1:
+            # One message per distribution (docs/messages.md): each has its own MessageID,
+            # thread and outcome, and the platform answers for one.
+            extra = opened.payloads[1]
+            raise Invalid(
+                f"The envelope carries {len(opened.payloads)} messages; this platform imports "
+                "one message per EDXL-DE distribution. Send each in its own envelope.",
+                errors=[
+                    {
+                        "field": f"{extra[0]}/{xmlsafe.local_name(extra[1].tag)}",
+                        "message": "a second payload: one message per envelope",
+                    }
+                ],
             )
         payload = opened.payloads[0][1]
         sender, units, exercise = opened.sender_id, opened.unit_recipients, opened.exercise
@@ -209,17 +224,50 @@ def _thread_request(session: Session, *ids: str | None) -> tuple[AssistanceReque
 def _offer_of(
     session: Session, req: AssistanceRequest, msg: rm.Message, found: StdMessage
 ) -> Offer:
+    """The offer a message is about. ``<unit>/offer-<id>`` is the id on the platform that
+    made the offer: ours, or a peer's. A peer's id is mapped through the message it came in
+    with (an imported answer naming it); then the message it follows (PrecedingMessageID)
+    names the offer; our own ids last, and only for an offer of that unit."""
     for r in msg.resources:
-        for text in (r.resource_id or "", r.info_id, r.preceding_info_id or ""):
+        named = r.resource_id or ""
+        m = _OFFER_ID.search(named)
+        if m is None:
+            continue
+        came_in = session.scalar(
+            select(StdMessage.offer_id)
+            .where(
+                StdMessage.direction == "in",
+                StdMessage.request_id == req.id,
+                StdMessage.offer_id.is_not(None),
+                StdMessage.payload.contains(f">{named}</", autoescape=True),
+            )
+            .order_by(StdMessage.id)
+            .limit(1)
+        )
+        if came_in is not None:
+            offer = session.get(Offer, came_in)
+            if offer is not None:
+                return offer
+    if found.offer_id is not None:
+        offer = session.get(Offer, found.offer_id)
+        if offer is not None:
+            return offer
+    for r in msg.resources:
+        named = r.resource_id or ""
+        m = _OFFER_ID.search(named)
+        offer = session.get(Offer, int(m[1])) if m else None
+        if offer is not None and offer.request_id == req.id:
+            unit = session.get(Unit, offer.unit_id)
+            code = named.split("/", 1)[0] if "/" in named else None
+            if code is None or (unit is not None and unit.code == code):
+                return offer
+    for r in msg.resources:
+        for text in (r.info_id, r.preceding_info_id or ""):
             m = _OFFER_ID.search(text)
             if m:
                 offer = session.get(Offer, int(m[1]))
                 if offer is not None and offer.request_id == req.id:
                     return offer
-    if found.offer_id is not None:
-        offer = session.get(Offer, found.offer_id)
-        if offer is not None:
-            return offer
     raise NotFound(
         "The message does not name an offer of this request.",
         errors=[{"field": "ResourceID", "message": "no offer-<id> of this request"}],
@@ -275,9 +323,18 @@ def _apply(
                 "The report gives no DeploymentStatus.",
                 errors=[{"field": "ResourceStatus/DeploymentStatus", "message": "required"}],
             )
+        if status == offer.status:
+            # The answer to a status request: the team is where it was.
+            deployments.confirm_status(session, p, req.id, offer.id, msg.description[:500])
+            return req, offer.id, f"offer {offer.id} is still {status}"
         body = ops.StatusBody(status=status, note=msg.description[:500])
         deployments.set_status(session, p, req.id, offer.id, body)
         return req, offer.id, f"offer {offer.id} is now {status}"
+    if t == "ReleaseResource" and any(r.response_type == "Decline" for r in msg.resources):
+        # The requesting side declines the offer (docs/messages.md).
+        first = next(r for r in msg.resources if r.response_type == "Decline")
+        answers.decline_offer(session, p, req.id, offer.id, first.response_reason)
+        return req, offer.id, f"offer {offer.id} declined"
     if t == "ReleaseResource":
         body = ops.StatusBody(status="STOOD_DOWN", note=msg.description[:500])
         deployments.set_status(session, p, req.id, offer.id, body)
@@ -387,11 +444,21 @@ def _apply_request(
             reason=msg.description[:5000],
         )
         service.amend(session, p, req.id, amend)
+        asked = set(
+            session.scalars(
+                select(Unit.code)
+                .join(RequestAddressee, RequestAddressee.unit_id == Unit.id)
+                .where(RequestAddressee.request_id == req.id)
+            )
+        )
+        _address(session, p, req, [c for c in inc.unit_recipients if c not in asked])
         return req, None, f"request amended to version {req.version}"
+    pre_alert = _pre_alert_of(session, p, msg)
     body = ops.RequestCreate(
         **_request_body(msg, inc.exercise),
         kind="request",
         submit=True,
+        pre_alert_id=pre_alert.id if pre_alert else None,
     )
     req = service.create_request(session, p, body)
     if msg.incident_id:
@@ -399,6 +466,36 @@ def _apply_request(
     session.flush()
     _address(session, p, req, inc.unit_recipients)
     return req, None, f"request {req.reference} created and submitted"
+
+
+def _pre_alert_of(session: Session, p: Principal, msg: rm.Message) -> AssistanceRequest | None:
+    """The pre-alert a request follows: the one its OriginatingMessageID names (a CAP alert
+    identifier), else the issued pre-alert of the importer's country with its incident id."""
+    candidates = []
+    if msg.origin and msg.origin != msg.message_id:
+        found = repository.thread_message(session, msg.origin)
+        if found is not None and found.request_id is not None:
+            candidates.append(session.get(AssistanceRequest, found.request_id))
+    if msg.incident_id:
+        candidates.extend(
+            session.scalars(
+                select(AssistanceRequest)
+                .where(
+                    AssistanceRequest.kind == "pre_alert",
+                    AssistanceRequest.incident_id == msg.incident_id[:64],
+                )
+                .order_by(AssistanceRequest.id)
+            )
+        )
+    for pre in candidates:
+        if (
+            pre is not None
+            and pre.kind == "pre_alert"
+            and pre.status == "ALERTED"
+            and pre.requesting_country == p.country
+        ):
+            return pre
+    return None
 
 
 def _apply_response(

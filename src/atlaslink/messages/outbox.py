@@ -77,12 +77,16 @@ def route(event_kind: str, req: AssistanceRequest) -> Route | None:
         "offer.withdrawn",
     ):
         return Route("ResponseToRequestResource", "answers", "Response")
+    if event_kind == "offer.declined":
+        return Route("ReleaseResource", "answers", "Response")
     if event_kind == "offer.accepted":
         return Route("RequisitionResource", "answers", "Request")
     if event_kind == "offer.agreed":
         return Route("CommitResource", "answers", "Response")
     if event_kind.startswith("deployment."):
         step = event_kind.split(".", 1)[1]
+        if step == "status_asked":
+            return Route("RequestResourceDeploymentStatus", "deployments", "Request")
         if step in _STEPS or step == "status_requested":
             return Route("ReportResourceDeploymentStatus", "deployments", "Report")
         if step == "stood_down":
@@ -299,12 +303,13 @@ def _payload(
             "unable_to_fill": "unable_to_fill",
             "withdrawn": "withdraw",
         }[kind]
-        reason = ""
+        a = next((a for a in view.addressees if a.unit.id == event.unit_id), None)
+        said = (a.reason or "") if a else ""
         if answer in ("refuse", "unable_to_fill"):
-            a = next((a for a in view.addressees if a.unit.id == event.unit_id), None)
-            reason = (a.reason or "") if a else ""
-        elif offer is not None:
-            reason = offer.reason or ""
+            reason = said
+        else:
+            # A counter-proposal's reason is the unit's answer; a withdrawal's the offer's.
+            reason = (offer.reason if offer else None) or (said if answer != "withdraw" else "")
         return rm.response_to_request(
             view, thread, vocab, unit=unit, answer=answer, reason=reason, offer=offer
         )
@@ -316,6 +321,10 @@ def _payload(
         return rm.commit(view, thread, vocab, offer)
     if r.message_type == "ReportResourceDeploymentStatus":
         return rm.report_status(view, thread, vocab, offer, at)
+    if event.kind == "offer.declined":
+        return rm.decline(view, thread, vocab, offer, offer.reason or "")
+    if r.message_type == "RequestResourceDeploymentStatus":
+        return rm.request_status(view, thread, vocab, offer)
     if r.message_type == "ReleaseResource":
         return rm.release(view, thread, vocab, offer, at)
     if r.message_type == "RequestReturn":
@@ -374,6 +383,11 @@ def _envelope(
         exercise=req.exercise,
         kind=r.kind,
         recipients=[partner.sender_id],
+        units=(
+            [a.unit.code for a in view.addressees]
+            if r.message_type in ("RequestResource", "CAP") and r.kind != "Cancel"
+            else []
+        ),
         markings=de.Markings(req.classification, req.distribution_marking, req.handling_code),
         incident_id=req.incident_id,
         incident_description=req.title,
@@ -384,4 +398,12 @@ def _envelope(
     )
 
 
-_REQUESTER_TYPES = frozenset({"RequestResource", "RequisitionResource", "ReleaseResource", "CAP"})
+_REQUESTER_TYPES = frozenset(
+    {
+        "RequestResource",
+        "RequisitionResource",
+        "ReleaseResource",
+        "RequestResourceDeploymentStatus",
+        "CAP",
+    }
+)

@@ -30,7 +30,8 @@ HANDLING_URN = PREFIX + "handling-code"
 STATUS_URN = PREFIX + "distribution-status"  # Exercise / Actual, also in bare RM
 LAPSE_URN = PREFIX + "lapse-at"
 DEPLOYMENT_URN = PREFIX + "deployment-status"
-ANSWER_URN = PREFIX + "answer"  # ReasonCode: refuse, unable_to_fill, counter_propose, withdraw
+# ReasonCode: refuse, unable_to_fill, counter_propose, withdraw, decline (of an offer)
+ANSWER_URN = PREFIX + "answer"
 KIND_URN = PREFIX + "request-kind"
 # EDXL-DE descriptor roles and the explicit address scheme.
 ROLE_URN = PREFIX + "role"

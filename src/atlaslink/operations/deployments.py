@@ -13,7 +13,13 @@ from atlaslink.errors import Conflict, Forbidden, Invalid, NotFound
 from atlaslink.models import Arrangement, ManifestItem, MovementRecord, Offer, Unit, utcnow
 from atlaslink.operations import offer_equipment, schemas, service, timeline
 from atlaslink.operations.answers import _offer_for_update, _set_offer
-from atlaslink.operations.states import ASSISTING_STEPS, MANIFEST_OPEN, REQUESTER_STEPS, OfferStatus
+from atlaslink.operations.states import (
+    ASSISTING_STEPS,
+    MANIFEST_OPEN,
+    REPORTS_STATUS,
+    REQUESTER_STEPS,
+    OfferStatus,
+)
 
 OS = OfferStatus
 
@@ -308,6 +314,64 @@ def set_status(
         body.note,
     )
     service.refresh_status(session, p, req)
+    return offer
+
+
+def ask_status(session: Session, p: Principal, request_id: int, offer_id: int) -> Offer:
+    """The requesting side asks a committed team for a status report. It goes out as an
+    EDXL-RM RequestResourceDeploymentStatus to the parties' systems; the unit's system
+    answers with a ReportResourceDeploymentStatus (a platform unit is told on the platform)."""
+    req, offer, requester, _own = _offer_for_update(session, p, request_id, offer_id)
+    if not requester:
+        raise Forbidden("The requesting side asks a team for its status.")
+    p.require(Permission.REQUESTS_CREATE)
+    if offer.status not in REPORTS_STATUS:
+        raise Conflict(f"A team that is {offer.status} has no deployment status to report.")
+    code = _unit_code(session, offer.unit_id)
+    timeline.record(
+        session,
+        p,
+        req,
+        "deployment.status_asked",
+        f"Status report asked of {code} ({offer.status})",
+        unit_id=offer.unit_id,
+        offer_id=offer.id,
+        scope="parties",
+        object_type="offer",
+        object_id=offer.id,
+    )
+    timeline.notify_users(
+        session,
+        timeline.unit_responders(session, [offer.unit_id]),
+        req,
+        "deployment.status_asked",
+        f"{req.reference}: the requesting side asks {code} for a status report",
+    )
+    return offer
+
+
+def confirm_status(
+    session: Session, p: Principal, request_id: int, offer_id: int, note: str
+) -> Offer:
+    """A report of the step the team is already at (an answer to a status request): recorded
+    on the timeline, nothing moves."""
+    req, offer, requester, own = _offer_for_update(session, p, request_id, offer_id)
+    if not (own or requester):
+        raise Forbidden("Only the two parties report a team's status.")
+    p.require(Permission.DEPLOYMENTS_REPORT if own else Permission.REQUESTS_CREATE)
+    code = _unit_code(session, offer.unit_id)
+    timeline.record(
+        session,
+        p,
+        req,
+        "deployment.status_reported",
+        f"{code}: still {offer.status.replace('_', ' ').lower()}" + (f" — {note}" if note else ""),
+        unit_id=offer.unit_id,
+        offer_id=offer.id,
+        scope="parties",
+        object_type="offer",
+        object_id=offer.id,
+    )
     return offer
 
 

@@ -347,6 +347,14 @@ def deployment_status(
     return _out(db, p, request_id)
 
 
+@router.post("/{request_id}/offers/{offer_id}/status-request", response_model=schemas.RequestOut)
+def ask_status(request_id: int, offer_id: int, db: DB, p: ApiPrincipal) -> schemas.RequestOut:
+    """The requesting side asks the team for a status report (EDXL-RM
+    RequestResourceDeploymentStatus to the parties' systems)."""
+    deployments.ask_status(db, p, request_id, offer_id)
+    return _out(db, p, request_id)
+
+
 @router.post("/{request_id}/offers/{offer_id}/recall", response_model=schemas.RequestOut)
 def recall(
     request_id: int, offer_id: int, body: schemas.Transition, db: DB, p: ApiPrincipal

@@ -148,6 +148,19 @@ ASSISTING_STEPS = frozenset(
     {OS.MOBILISING, OS.EN_ROUTE, OS.ON_SITE, OS.ON_TASK, OS.RETURNING, OS.HOME, OS.SETTLED}
 )
 REQUESTER_STEPS = frozenset({OS.ON_SITE, OS.ON_TASK, OS.STOOD_DOWN, OS.SETTLED})
+# Teams the requesting side may ask for a status report (committed, not yet home).
+REPORTS_STATUS = frozenset(
+    {
+        OS.AGREED,
+        OS.MOBILISING,
+        OS.EN_ROUTE,
+        OS.ON_SITE,
+        OS.ON_TASK,
+        OS.STOOD_DOWN,
+        OS.RECALLED,
+        OS.RETURNING,
+    }
+)
 # The assisting unit may still declare what it brings.
 MANIFEST_OPEN = frozenset({OS.ACCEPTED, OS.AGREED, OS.MOBILISING})
 # Offers that are over.

@@ -43,6 +43,7 @@ from atlaslink.operations.states import (
     OFFER_ENDED,
     OFFER_TRANSITIONS,
     PENDING_OFFER,
+    REPORTS_STATUS,
     REQUEST_TRANSITIONS,
     REQUESTER_STEPS,
     AddresseeStatus,
@@ -300,6 +301,8 @@ def offer_actions(
             acts.append("decline")
         acts.append("decide_manifest")
         acts += [f"status:{s}" for s in sorted(nexts & REQUESTER_STEPS)]
+        if st in REPORTS_STATUS:
+            acts.append("ask_status")
     if own and p.can(Permission.REQUESTS_RESPOND) and OfferStatus.WITHDRAWN in nexts:
         acts.append("withdraw")
     if reports:

@@ -298,6 +298,11 @@ def _recall(db: Session, p: Principal, rid: int, oid: int, form: FormData) -> Ou
     return "Team recalled", f"offer-{oid}"
 
 
+def _ask_status(db: Session, p: Principal, rid: int, oid: int, form: FormData) -> Outcome:
+    deployments.ask_status(db, p, rid, oid)
+    return "Status report asked", f"offer-{oid}"
+
+
 OFFER_ACTIONS: dict[str, OfferAction] = {
     "accept": _accept,
     "decline": _decline,
@@ -309,6 +314,7 @@ OFFER_ACTIONS: dict[str, OfferAction] = {
     "movements": _movement,
     "status": _status,
     "recall": _recall,
+    "status-request": _ask_status,
 }
 
 
