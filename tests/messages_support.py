@@ -135,8 +135,9 @@ def full_operation(api_as: Any, db: Session) -> int:
     for c in (de, at):
         ok(c.post(f"{base}/offers/{at_offer}/arrangement/confirm", json={"revision": rev}))
     status = f"{base}/offers/{at_offer}/status"
-    for step in ("MOBILISING", "EN_ROUTE", "ON_SITE"):
-        ok(at.post(status, json={"status": step}))
+    ok(at.post(status, json={"status": "MOBILISING"}))
+    ok(at.post(status, json={"status": "EN_ROUTE", "note": "Crossing at Salzburg"}))
+    ok(at.post(status, json={"status": "ON_SITE"}))
     # An amendment while the team is on site: line 2 asks for more negotiators.
     current = ok(de.get(base))
     amended = request_body(expected_version=current["version"], reason="A second train was stopped")

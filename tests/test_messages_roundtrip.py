@@ -170,6 +170,17 @@ def test_a_whole_operation_survives_the_round_trip(
         for k in offer_keys:
             assert theirs[code][k] == o[k], (code, k)
         assert theirs[code]["arrangement"] is not None or o["arrangement"] is None
+
+    # Each team's steps, with the notes given with them, read the same on both sides.
+    def steps(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return [(e["kind"], e["summary"]) for e in events if e["kind"] in _STEP_KINDS]
+
+    theirs_events = partner_side.api_as("duty.de").get(f"/api/v1/requests/{copy_id}/events").json()
+    ours_events = api_as("duty.de").get(f"/api/v1/requests/{rid}/events").json()
+    assert steps(theirs_events) == steps(ours_events)
+    assert ("deployment.en_route", "AT-ADLER: en route — Crossing at Salzburg") in steps(
+        ours_events
+    )
     # Threading: every message on the partner side sits on the copy, and every message about
     # an offer on the copy's offer of the same unit.
     with partner_side.factory() as s:
@@ -189,6 +200,12 @@ def test_a_whole_operation_survives_the_round_trip(
             }
             if named:
                 assert rec.offer_id is not None and {by_id[rec.offer_id]} == named, msg.type
+
+
+_STEP_KINDS = {
+    f"deployment.{s}"
+    for s in ("mobilising", "en_route", "on_site", "on_task", "stood_down", "returning", "home")
+}
 
 
 def replay(

@@ -36,6 +36,9 @@ from atlaslink.models import (
     Arrangement,
     AssistanceRequest,
     AuditEvent,
+    EquipmentLoan,
+    EquipmentReservation,
+    Offer,
     OperationEvent,
     RequestAddressee,
     Unit,
@@ -440,3 +443,57 @@ def test_killing_the_server_mid_operation_loses_nothing(live: Live, tmp_path: Pa
     verify = _cli(live, "audit", "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "intact" in verify.stdout
+
+
+@postgres_only
+def test_one_item_offered_to_two_requests_accepted_at_once(live: Live) -> None:
+    """The same item offered in two operations, both offers accepted at the same instant: the
+    database lets exactly one booking through (exclusion constraint, ADR 0005); the other
+    acceptance is a 409 naming the item and writes nothing (offer still open, no loan, no
+    arrangements record)."""
+    r = live.client("commander.at").post(
+        "/api/v1/equipment",
+        json={
+            "ref": f"RACE-{uuid.uuid4().hex[:8]}",
+            "category": "counter_drone",
+            "model": "Skywall 100",
+            "sharing": {"audience": "own_unit"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    item = int(r.json()["id"])
+    rids = [_request(live, ["AT-ADLER"]) for _ in range(2)]
+    offers = []
+    for rid in rids:
+        r = live.client("duty.at").post(
+            f"/api/v1/requests/{rid}/answers",
+            json={
+                "answer": "accept",
+                "lines": [{"line_no": 1, "quantity": 2}],
+                "equipment": [item],
+            },
+        )
+        assert r.status_code == 201, r.text
+        offers.append(int(r.json()["offers"][0]["id"]))
+    de, commander = live.client("duty.de"), live.client("commander.de")
+    results = together(
+        lambda: de.post(f"/api/v1/requests/{rids[0]}/offers/{offers[0]}/accept", json={}),
+        lambda: commander.post(f"/api/v1/requests/{rids[1]}/offers/{offers[1]}/accept", json={}),
+    )
+    assert sorted(r.status_code for r in results) == [200, 409], [r.text for r in results]
+    loser = next(r for r in results if r.status_code == 409)
+    assert loser.headers["content-type"].startswith("application/problem+json")
+    assert f"Item {item} (" in loser.json()["detail"]
+    lost = offers[[r.status_code for r in results].index(409)]
+    with Session(live.engine) as s:
+        loans = list(s.scalars(select(EquipmentLoan).where(EquipmentLoan.item_id == item)))
+        assert len(loans) == 1 and loans[0].status == "RESERVED"
+        held = s.scalar(
+            select(func.count())
+            .select_from(EquipmentReservation)
+            .where(EquipmentReservation.item_id == item, EquipmentReservation.active.is_(True))
+        )
+        assert held == 1
+        offer = s.get(Offer, lost)
+        assert offer is not None and offer.status == "OFFERED"
+        assert s.scalar(select(func.count()).where(Arrangement.offer_id == lost)) == 0

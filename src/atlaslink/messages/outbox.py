@@ -96,6 +96,16 @@ def route(event_kind: str, req: AssistanceRequest) -> Route | None:
     return None
 
 
+def _description(event: OperationEvent) -> str:
+    """The MessageDescription: the event's summary, except for a report of a deployment step or
+    a stand-down, which carries only the note given with it (the step is the DeploymentStatus),
+    so the receiving side records the same step with the same note."""
+    step = event.kind.split(".", 1)[1] if event.kind.startswith("deployment.") else ""
+    if step in _STEPS or step in ("stood_down", "status_requested"):
+        return str((event.data or {}).get("note") or "")[:500]
+    return event.summary[:500]
+
+
 def node() -> str:
     return get_settings().node_id
 
@@ -282,14 +292,16 @@ def _payload(
             recall = (previous.message_id, "Update")
         else:
             recall = None
-        thread = rm.Thread(message_id, at, origin, recall=recall, description=event.summary[:500])
+        thread = rm.Thread(message_id, at, origin, recall=recall, description=_description(event))
         return rm.request_resource(view, thread, vocab)
     offer = _offer(view, event.offer_id)
     last_rr = _latest(session, req, mtype="RequestResource")
     of_offer = _latest(session, req, offer_id=event.offer_id) if event.offer_id else None
     before = of_offer or last_rr
     preceding = before.message_id if before is not None else origin
-    thread = rm.Thread(message_id, at, origin, preceding=preceding, description=event.summary[:500])
+    thread = rm.Thread(
+        message_id, at, origin, preceding=preceding, description=_description(event)
+    )
     if r.message_type == "ResponseToRequestResource":
         unit = offer.unit if offer else _addressee_unit(view, event.unit_id)
         if unit is None:

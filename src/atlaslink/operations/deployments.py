@@ -296,6 +296,7 @@ def set_status(
         offer_id=offer.id,
         object_type="offer",
         object_id=offer.id,
+        data={"note": body.note},
         before={"status": before},
         after={"status": target, "note": body.note},
         pinned=target == OS.ON_SITE,
@@ -369,6 +370,7 @@ def confirm_status(
         unit_id=offer.unit_id,
         offer_id=offer.id,
         scope="parties",
+        data={"note": note},
         object_type="offer",
         object_id=offer.id,
     )

@@ -692,14 +692,17 @@ def stand_down(session: Session, p: Principal, request_id: int, reason: str) -> 
         before = offer.status
         offer.status = OS.STOOD_DOWN
         offer.status_changed_at = now
+        unit = session.get(Unit, offer.unit_id)
+        code = unit.code if unit is not None else str(offer.unit_id)
         timeline.record(
             session,
             p,
             req,
             "deployment.stood_down",
-            "Team stood down",
+            f"{code}: stood down — {reason}" if reason else f"{code}: stood down",
             unit_id=offer.unit_id,
             offer_id=offer.id,
+            data={"note": reason},
             before={"status": before},
             after={"status": offer.status},
             object_type="offer",
