@@ -9,6 +9,7 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from icalendar import Calendar
 from pypdf import PdfReader
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -401,3 +402,18 @@ def test_the_calendar_names_the_operation_only_to_those_who_see_the_request(
         assert (f'href="/requests/{rid}"' in page) == sees, viewer
         cal = pages_as(viewer).get(f"/equipment/calendar?unit={unit_id(db, 'AT-ADLER')}").text
         assert (f'href="/requests/{rid}"' in cal) == sees, viewer
+    # The iCalendar feeds of the two units name the operation in the event's summary.
+    reference = de.get(f"/api/v1/requests/{rid}").json()["reference"]
+    for client, code, word in (
+        (at_cmd, "AT-ADLER", "Lent"),
+        (api_as("commander.de"), "DE-FALKE", "Borrowed"),
+    ):
+        r = client.post(f"/api/v1/equipment/units/{unit_id(db, code)}/feeds", json={"label": "ops"})
+        assert r.status_code == 201, r.text
+        ics = client.get(r.json()["url"].split("8000", 1)[-1])
+        assert ics.status_code == 200, ics.text
+        summaries = [str(e["summary"]) for e in Calendar.from_ical(ics.content).walk("VEVENT")]
+        assert any(
+            s.startswith(f"{word}: Night-vision-Z9 (NV-60)") and s.endswith(f"for {reference}")
+            for s in summaries
+        ), (code, summaries)

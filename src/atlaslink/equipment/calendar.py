@@ -297,12 +297,13 @@ def feed_ics(session: Session, token: str) -> bytes:
             | {loan.borrower_unit_id for _, _, loan in rows_list if loan}
         ),
     )
+    ops = operation_links.operation_refs(session, viewer, (loan for _, _, loan in rows_list))
     cal = Calendar()
     cal.add("prodid", "-//atlaslink//equipment pool//EN")
     cal.add("version", "2.0")
     cal.add("x-wr-calname", f"{unit.code} equipment")
     for r, item, loan in rows_list:
-        cal.add_component(_event(viewer, unit, r, item, loan, units, now))
+        cal.add_component(_event(viewer, unit, r, item, loan, units, ops, now))
     return bytes(cal.to_ical())
 
 
@@ -313,9 +314,10 @@ def _event(
     item: EquipmentItem,
     loan: EquipmentLoan | None,
     units: dict[int, Unit],
+    ops: dict[int, schemas.OperationRef],
     now: datetime,
 ) -> Event:
-    period = views.period_out(viewer, r, loan, units)
+    period = views.period_out(viewer, r, loan, units, ops)
     what = f"{item.model} ({item.ref})"
     if period.kind == "maintenance":
         summary = f"Maintenance: {what}"
@@ -325,6 +327,9 @@ def _event(
     else:
         who = period.borrower.code if period.borrower else "another unit"
         summary = f"Lent: {what} to {who}"
+    if period.operation is not None:
+        # Named only when the feed's unit may see the request (operation_links).
+        summary += f" for {period.operation.reference}"
     ev = Event()
     ev.add("uid", f"equipment-reservation-{r.id}@atlaslink")
     ev.add("dtstamp", now)
@@ -335,7 +340,10 @@ def _event(
         ev.add(
             "status", "TENTATIVE" if period.status == LoanStatus.REQUESTED.value else "CONFIRMED"
         )
-        ev.add("description", f"Loan {period.loan_id}: {LABELS[LoanStatus(period.status)]}")
+        text = f"Loan {period.loan_id}: {LABELS[LoanStatus(period.status)]}"
+        if period.operation is not None:
+            text += f" ({period.operation.reference}: {period.operation.title})"
+        ev.add("description", text)
     if loan is not None:
         ev.add("url", f"{get_settings().base_url.rstrip('/')}/equipment/loans/{loan.id}")
     return ev
