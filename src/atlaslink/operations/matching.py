@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel
 from sqlalchemy import (
     Boolean,
@@ -37,7 +38,6 @@ from sqlalchemy import (
     Date,
     Float,
     Integer,
-    Row,
     String,
     and_,
     any_,
@@ -71,7 +71,8 @@ from atlaslink.models import (
     Unit,
     utcnow,
 )
-from atlaslink.operations import geography, states
+from atlaslink.operations import geography, matching_columns, states
+from atlaslink.registry import version as registry_version
 from atlaslink.registry.taxonomy_seed import display_country
 from atlaslink.sharing import matching_groups, redact
 from atlaslink.sharing.policy import (
@@ -972,6 +973,272 @@ def route_hours(
     return seconds / 3600
 
 
+# --- The best rows: vectorised over the per-process columns, or by the SQL statement --------
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One entry chosen for the ranking, with the inputs of its score: what both ways of
+    choosing return (the columns of the statement's outer SELECT)."""
+
+    entry_id: int
+    unit_id: int
+    code: str
+    country: str
+    lat: float | None
+    lon: float | None
+    groups: int  # units.matching_groups
+    level: int | None  # None unless the level is shared with the engine
+    package: int | None  # raw: _plan applies the groups
+    notice: int | None
+    plane: int  # 1: the unit has an aircraft (shared with the engine or not)
+    heli: int
+    abroad: bool
+    arms: bool
+    explosives: bool
+    confirmed_on: date
+    dist: float | None
+    committed: int
+    lang: float
+    crossings: int
+    score: float
+    eligible: int
+    eta_unknown: int
+
+
+_ROW_FIELDS = tuple(_Row.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class _Best:
+    """The best ``limit`` rows that fit and the best-placed excluded ones (each best first),
+    and the counts."""
+
+    fit: list[_Row]
+    unfit: list[_Row]
+    candidate_count: int
+    considered: int
+    units_total: int
+
+
+def _deployed_elsewhere(session: Session, request: AssistanceRequest) -> dict[int, int]:
+    """Deployments of each unit on other live requests (the statement's ``deployed``)."""
+    rows = session.execute(
+        select(Offer.unit_id, func.count(Offer.id))
+        .join(AssistanceRequest, AssistanceRequest.id == Offer.request_id)
+        .where(
+            Offer.status.in_(sorted(states.DEPLOYED)),
+            AssistanceRequest.status.in_(sorted(states.LIVE)),
+            # -1: no offer has it, so a request not yet stored counts every deployment.
+            Offer.request_id != (request.id if request.id is not None else -1),
+        )
+        .group_by(Offer.unit_id)
+    ).tuples()
+    return dict(rows.all())
+
+
+def _best_by_columns(
+    session: Session,
+    version: str,
+    request: AssistanceRequest,
+    line: RequestLine,
+    ctx: LegalContext,
+    languages: frozenset[str],
+    *,
+    stale_cut: date,
+    hours_left: float | None,
+    limit: int,
+) -> _Best:
+    """:func:`score` and the hard exclusions for every entry of the line's type at once, over
+    the per-process columns (operations.matching_columns): the same formula, term by term and
+    in the same order as the statement and score(), from what the engine may use of each unit."""
+    c = matching_columns.type_at(session, version, line.capability_type_id)
+    units = c.units
+    home = request.requesting_country
+    neighbours = geography.NEIGHBOURS.get(home, frozenset())
+    # Per country of the registry, then per row by its country's index.
+    country_considered = np.array(
+        [x != home and x in ctx.countries for x in units.countries], dtype=np.bool_
+    )
+    country_barred = np.array(
+        [bool(legal_fit(ctx, x, None)) for x in units.countries], dtype=np.bool_
+    )
+    country_crossings = np.array(
+        [1 if x in neighbours else 2 for x in units.countries], dtype=np.int64
+    )
+    considered = country_considered[c.country]
+    crossings = country_crossings[c.country]
+
+    # What the engine may use: a hidden level is NaN, a hidden package scores 0, a hidden
+    # notice-to-move counts as the default, hidden transport means road only.
+    level = np.where(c.has(G.LEVEL), c.level, np.nan)
+    package = np.where(c.has(G.PACKAGE), c.package, np.nan)
+    notice = np.where(c.has(G.NOTICE) & ~np.isnan(c.notice), c.notice, DEFAULT_NOTICE_HOURS)
+    transport = c.has(G.TRANSPORT)
+
+    lat, lon = request.latitude, request.longitude
+    if lat is None or lon is None:
+        dist = np.full(len(c), np.nan)
+    else:
+        # geography.haversine_km as the statement writes it (_distance_km); NaN propagates
+        # from a unit without coordinates.
+        incident_lat, incident_lon = math.radians(lat), math.radians(lon)
+        a = np.sin((c.lat_rad - incident_lat) / 2.0) ** 2 + math.cos(incident_lat) * c.cos_lat * (
+            np.sin((c.lon_rad - incident_lon) / 2.0) ** 2
+        )
+        dist = (2.0 * geography.EARTH_RADIUS_KM) * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+    road = dist * ROAD_DETOUR_FACTOR / ROAD_KMH + crossings * BORDER_CROSSING_HOURS
+    plane = np.where(transport & c.aircraft, dist / AIRCRAFT_KMH + AIRCRAFT_OVERHEAD_HOURS, _NEVER)
+    heli = np.where(
+        transport & c.helicopter & (dist <= HELICOPTER_MAX_KM),
+        dist / HELICOPTER_KMH + HELICOPTER_OVERHEAD_HOURS,
+        _NEVER,
+    )
+    eta = notice + np.minimum(np.minimum(road, plane), heli)  # NaN: unknown
+    eta_unknown = np.isnan(eta)
+
+    codes = units.language_codes
+    native = [codes.index(x) for x in sorted(languages - {ENGLISH}) if x in codes]
+    speaks_native = c.languages[:, native].any(axis=1)
+    speaks_english = (
+        c.languages[:, codes.index(ENGLISH)]
+        if ENGLISH in languages and ENGLISH in codes
+        else np.zeros(len(c), dtype=np.bool_)
+    )
+    lang = np.where(speaks_native, W_NATIVE_LANGUAGE, np.where(speaks_english, W_ENGLISH, 0.0))
+
+    committed = np.zeros(len(c), dtype=np.int64)
+    deployed = _deployed_elsewhere(session, request)
+    if deployed and len(c):
+        ids = np.fromiter(deployed, dtype=np.int64, count=len(deployed))
+        at = np.minimum(np.searchsorted(c.unit_id, ids), len(c) - 1)
+        hit = c.unit_id[at] == ids
+        committed[at[hit]] = np.fromiter(deployed.values(), dtype=np.int64)[hit]
+
+    quantity = line.quantity
+    min_level = line.min_level
+    # score(), term by term and in the same order (so that the floats agree).
+    points = (
+        np.where(np.isnan(level), 0.0, (level - min_level) * W_LEVEL)
+        + np.where(
+            np.isnan(package),
+            0.0,
+            np.where(package >= quantity, W_PACKAGE, W_PACKAGE * package / float(quantity)),
+        )
+        + np.where(eta_unknown, 0.0, W_ETA * ETA_HALF_HOURS / (ETA_HALF_HOURS + eta))
+        + (np.where(eta > hours_left, -W_LATE, 0.0) if hours_left is not None else 0.0)
+        + lang
+        - W_COMMITMENT * np.minimum(committed, MAX_COMMITMENTS_COUNTED)
+        - np.where(c.confirmed_on < stale_cut.toordinal(), W_STALE, 0.0)
+    )
+    # Hard exclusions: legal_fit and _Explainer._level_reasons (rank_line checks every row).
+    level_known = ~np.isnan(level)
+    arms_rule = ctx.arms_needed and not ctx.host_prohibits_arms
+    explosives_rule = ctx.explosives_needed and not ctx.host_prohibits_explosives
+    excluded = (
+        (level_known & (level < min_level))
+        | (~level_known & (min_level > 0))
+        | ~c.abroad
+        | (~c.arms if arms_rule else False)
+        | (~c.explosives if explosives_rule else False)
+        | country_barred[c.country]
+    )
+    fits = considered & ~excluded
+
+    def best(mask: Any, n: int) -> list[int]:
+        """The first ``n`` rows of ``mask`` in the ranking's order: known ETA first, then the
+        score, then the unit code."""
+        rows = np.flatnonzero(mask)
+        known = rows[~eta_unknown[rows]]
+        if len(known) > n:
+            # Only rows with a known ETA scoring at least the n-th best of them can be first.
+            cut = np.partition(-points[known], n - 1)[n - 1]
+            rows = known[-points[known] <= cut]
+        order = np.lexsort((c.code_rank[rows], -points[rows], eta_unknown[rows]))
+        out: list[int] = rows[order[:n]].tolist()
+        return out
+
+    chosen_fit, chosen_unfit = best(fits, limit), best(considered & excluded, _EXCLUDED_READ)
+    chosen = chosen_fit + chosen_unfit
+    has_level = c.has(G.LEVEL)
+
+    def floats(values: Any) -> list[float | None]:
+        return [None if math.isnan(v) else v for v in values[chosen].tolist()]
+
+    def ints(values: Any) -> list[int | None]:
+        return [None if math.isnan(v) else int(v) for v in values[chosen].tolist()]
+
+    columns: dict[str, list[Any]] = {
+        "entry_id": c.entry_id[chosen].tolist(),
+        "unit_id": c.unit_id[chosen].tolist(),
+        "code": [c.codes[i] for i in chosen],
+        "country": [units.countries[i] for i in c.country[chosen].tolist()],
+        "lat": floats(c.lat),
+        "lon": floats(c.lon),
+        "groups": c.groups[chosen].tolist(),
+        "level": [
+            v if shared else None
+            for v, shared in zip(ints(c.level), has_level[chosen].tolist(), strict=True)
+        ],
+        "package": ints(c.package),
+        "notice": ints(c.notice),
+        "plane": c.aircraft[chosen].astype(np.int64).tolist(),
+        "heli": c.helicopter[chosen].astype(np.int64).tolist(),
+        "abroad": c.abroad[chosen].tolist(),
+        "arms": c.arms[chosen].tolist(),
+        "explosives": c.explosives[chosen].tolist(),
+        "confirmed_on": [date.fromordinal(d) for d in c.confirmed_on[chosen].tolist()],
+        "dist": floats(dist),
+        "committed": committed[chosen].tolist(),
+        "lang": lang[chosen].tolist(),
+        "crossings": crossings[chosen].tolist(),
+        "score": points[chosen].tolist(),
+        "eligible": [1] * len(chosen_fit) + [0] * len(chosen_unfit),
+        "eta_unknown": eta_unknown[chosen].astype(np.int64).tolist(),
+    }
+    rows = [_Row(*values) for values in zip(*(columns[f] for f in _ROW_FIELDS), strict=True)]
+    return _Best(
+        fit=rows[: len(chosen_fit)],
+        unfit=rows[len(chosen_fit) :],
+        candidate_count=int(np.count_nonzero(fits)),
+        considered=int(np.count_nonzero(considered)),
+        units_total=units.count,
+    )
+
+
+def _best_by_sql(
+    session: Session,
+    request: AssistanceRequest,
+    line: RequestLine,
+    ctx: LegalContext,
+    languages: frozenset[str],
+    *,
+    stale_cut: date,
+    hours_left: float | None,
+    limit: int,
+) -> _Best:
+    """The same as :func:`_best_by_columns`, by the ranking statement (the reference: the
+    equivalence tests compare the two; nothing else uses it)."""
+    statement = _candidate_statement(
+        _dialect(session), tuple(sorted(languages - {ENGLISH})), ENGLISH in languages
+    )
+    params = _statement_params(request, line, ctx, stale_cut=stale_cut, hours_left=hours_left)
+    rows = session.execute(
+        statement, {**params, "fit_rows": limit, "unfit_rows": _EXCLUDED_READ}
+    ).all()
+    chosen = [_Row(**{f: getattr(r, f) for f in _ROW_FIELDS}) for r in rows]
+    if not rows:
+        units_total = session.scalar(select(func.count(Unit.id))) or 0
+        return _Best([], [], 0, 0, units_total)
+    return _Best(
+        fit=[r for r in chosen if r.eligible == 1],
+        unfit=[r for r in chosen if r.eligible == 0],  # best-placed first
+        candidate_count=rows[0].n_fit,
+        considered=rows[0].n_all,
+        units_total=rows[0].n_units,
+    )
+
+
 # --- rank_line ---------------------------------------------------------------------------
 
 
@@ -979,7 +1246,7 @@ def route_hours(
 class _Plan:
     """One row's numbers (internal: the numeric ETA and the score are never shown)."""
 
-    row: Row[Any]
+    row: _Row
     inputs: ScoreInputs
     score: Score
     road_note: str = ""
@@ -991,7 +1258,7 @@ class _Plan:
 
 
 def _plan(
-    row: Row[Any],
+    row: _Row,
     engine: frozenset[FieldGroup],
     line: RequestLine,
     stale_cut: date,
@@ -1022,9 +1289,7 @@ def _plan(
 _EPSILON = 1e-6
 
 
-def _checked_plan(
-    row: Row[Any], line: RequestLine, stale_cut: date, hours_left: float | None
-) -> _Plan:
+def _checked_plan(row: _Row, line: RequestLine, stale_cut: date, hours_left: float | None) -> _Plan:
     """The row's score in Python, from the groups the statement used; the SQL must agree (one
     formula), or the ranking could have missed its best units."""
     plan = _plan(row, matching_groups.groups(row.groups), line, stale_cut, hours_left)
@@ -1052,7 +1317,7 @@ def _refine_road_times(
     used = asked = 0
     for plan in plans:
         row = plan.row
-        if row.dist is None:
+        if row.dist is None or row.lat is None or row.lon is None:
             continue
         asked += 1
         if unavailable is None and time.monotonic() > deadline:
@@ -1098,17 +1363,22 @@ def rank_line(
     *,
     now: datetime,
     limit: int = 25,
+    scoring: Literal["columns", "sql"] = "columns",
 ) -> Ranking:
     """Rank the units of other countries for one line of ``request``, as ``viewer`` sees it.
 
     Reads only; appends nothing. Values beyond network-wide that the viewer receives are noted
-    for the read audit (through ``sharing.redact.candidate_view``).
+    for the read audit (through ``sharing.redact.candidate_view``). ``scoring="sql"`` chooses
+    the best rows with the ranking statement instead of the per-process columns: the reference
+    the equivalence tests compare with (the result is the same).
     """
     if line.request_id != request.id:
         raise ValueError("the line does not belong to the request")
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
     settings = get_settings()
+    # Read first: every registry value used below is at least as new as this version.
+    version = registry_version.current(session)
     ctype = session.get(CapabilityType, line.capability_type_id)
     if ctype is None:
         raise ValueError("the line's capability type does not exist")
@@ -1120,19 +1390,35 @@ def rank_line(
         (line.needed_by - now).total_seconds() / 3600 if line.needed_by is not None else None
     )
 
-    dialect = _dialect(session)
-    statement = _candidate_statement(
-        dialect, tuple(sorted(languages - {ENGLISH})), ENGLISH in languages
-    )
-    params = _statement_params(request, line, ctx, stale_cut=stale_cut, hours_left=hours_left)
-    rows = session.execute(
-        statement, {**params, "fit_rows": limit, "unfit_rows": _EXCLUDED_READ}
-    ).all()
-    fit = [r for r in rows if r.eligible == 1]
-    unfit = [r for r in rows if r.eligible == 0]  # best-placed first
+    if scoring == "columns":
+        best = _best_by_columns(
+            session,
+            version,
+            request,
+            line,
+            ctx,
+            languages,
+            stale_cut=stale_cut,
+            hours_left=hours_left,
+            limit=limit,
+        )
+    else:
+        best = _best_by_sql(
+            session,
+            request,
+            line,
+            ctx,
+            languages,
+            stale_cut=stale_cut,
+            hours_left=hours_left,
+            limit=limit,
+        )
+    fit, unfit = best.fit, best.unfit
     # Agreements: of every candidate, and of excluded units in order until MAX_EXCLUDED of
     # them may be named to the viewer (most may: usually the first batch suffices).
-    agreements = load_agreements(session, [r.unit_id for r in fit + unfit[:MAX_EXCLUDED]])
+    agreements = load_agreements(
+        session, [r.unit_id for r in fit + unfit[:MAX_EXCLUDED]], version=version
+    )
     seen: dict[int, frozenset[FieldGroup]] = {}  # what the viewer may see of each unit
 
     def usable(unit_id: int) -> bool:
@@ -1147,19 +1433,19 @@ def rank_line(
         (_checked_plan(r, line, stale_cut, hours_left) for r in fit if usable(r.unit_id)),
         key=lambda p: p.key,
     )
-    candidate_count = rows[0].n_fit if rows else 0
-    excluded_count = rows[0].n_all - candidate_count if rows else 0
-    units_total = rows[0].n_units if rows else session.scalar(select(func.count(Unit.id))) or 0
-    engine = {r.unit_id: matching_groups.groups(r.groups) for r in rows}
+    candidate_count = best.candidate_count
+    excluded_count = best.considered - candidate_count
+    units_total = best.units_total
+    engine = {r.unit_id: matching_groups.groups(r.groups) for r in fit + unfit}
     # Best-placed first (by the score they would have had), and named only to a viewer who may
     # know that the unit holds this capability at all.
-    named: list[Row[Any]] = []
+    named: list[_Row] = []
     for n, r in enumerate(unfit):
         if len(named) == MAX_EXCLUDED:
             break
         if r.unit_id not in agreements:
             batch = [x.unit_id for x in unfit[n : n + MAX_EXCLUDED]]
-            agreements.update(load_agreements(session, batch))
+            agreements.update(load_agreements(session, batch, version=version))
         if usable(r.unit_id) and G.EXISTENCE in seen[r.unit_id]:
             named.append(r)
     misfits = sorted(
@@ -1281,7 +1567,7 @@ class _Explainer:
     stale_days: int
     hours_left: float | None
 
-    def _level_reasons(self, row: Row[Any], shown: Mapping[str, Any]) -> list[str]:
+    def _level_reasons(self, row: _Row, shown: Mapping[str, Any]) -> list[str]:
         minimum = self.line.min_level
         if row.level is None:
             if minimum > 0:
@@ -1296,15 +1582,15 @@ class _Explainer:
             return [f"level {shown['level']} is below the minimum {minimum}"]
         return [f"below the minimum level {minimum} (level not shared with you)"]
 
-    def _flags(self, row: Row[Any]) -> EntryFlags:
+    def _flags(self, row: _Row) -> EntryFlags:
         return EntryFlags(bool(row.abroad), bool(row.arms), bool(row.explosives))
 
-    def check_fits(self, row: Row[Any]) -> None:
+    def check_fits(self, row: _Row) -> None:
         """The SQL decided this row fits; the Python rules must agree (one set of rules)."""
         if self._level_reasons(row, {}) or legal_fit(self.ctx, row.country, self._flags(row)):
             raise RuntimeError(f"ranking SQL and legal_fit disagree on unit {row.unit_id}")
 
-    def reasons(self, row: Row[Any], shown: Mapping[str, Any]) -> list[str]:
+    def reasons(self, row: _Row, shown: Mapping[str, Any]) -> list[str]:
         reasons = self._level_reasons(row, shown) + legal_fit(
             self.ctx, row.country, self._flags(row)
         )
@@ -1480,7 +1766,7 @@ class _Explainer:
         )
         return Factor(code="freshness", verdict="good", text=text)
 
-    def _legal(self, row: Row[Any], shown: Mapping[str, Any]) -> list[Factor]:
+    def _legal(self, row: _Row, shown: Mapping[str, Any]) -> list[Factor]:
         ctx = self.ctx
         out: list[Factor] = []
         host = display_country(ctx.requesting_country)
