@@ -2,13 +2,15 @@
 
 How it works, with the weights and the ETA model's assumptions: docs/matching.md. In short:
 
-* One SQL statement reads the line's capability entries of every unit of another country whose
-  entries the matching engine may use (``units.matching_groups``, kept by
-  sharing.matching_groups), scores every row with the same formula as :func:`score` and applies
-  the hard exclusions as a flag, and returns only the best ``limit`` candidates, the best-placed
-  excluded units and the counts. Scoring in SQL keeps a 10,000-unit registry from ever being
-  loaded into Python; Python recomputes the score of every returned row and checks that the
-  two agree.
+* Every entry of the line's capability type whose unit's entries the matching engine may use
+  (``units.matching_groups``, kept by sharing.matching_groups) is scored and checked against the
+  hard exclusions, and only the best ``limit`` candidates, the best-placed excluded units and
+  the counts go on. By default this runs vectorised (numpy) over a per-process, column-wise copy
+  of the type's entries and their units' facts kept under the registry version
+  (operations.matching_columns), with SQL only for the request's own facts (deployments
+  elsewhere, the legal context). The same choice as one SQL statement (``scoring="sql"``) is
+  kept as the reference the equivalence tests compare with. Either way Python recomputes the
+  score of every chosen row with :func:`score` and checks that the two agree.
 * Only the returned rows are explained: their agreements, entries and transport are loaded in
   bulk, what the viewer may see comes from ``sharing.redact.candidate_view`` and every factor
   text is written from the viewer's visible groups, so a value the viewer may not see (e.g.
@@ -402,11 +404,12 @@ def legal_fit(ctx: LegalContext, unit_country: str, entry_flags: EntryFlags | No
 
 # --- Scoring -----------------------------------------------------------------------------
 #
-# One formula, computed twice from the same inputs: in SQL for every entry (to choose the best
-# rows; _candidate_statement writes it term by term in the same order, so the floats agree) and
-# in Python for the rows returned (to explain them). Both use only what the matching engine may
-# use of the unit (units.matching_groups): a hidden level is NULL, a hidden package scores 0, a
-# hidden notice-to-move counts as DEFAULT_NOTICE_HOURS, hidden transport means road only.
+# One formula, computed from the same inputs for every entry to choose the best rows, with numpy
+# (_best_by_columns, the default) or in SQL (_candidate_statement, the reference), each term by
+# term in the same order so that the floats agree, and in Python for the rows chosen (to explain
+# them). All use only what the matching engine may use of the unit (units.matching_groups): a
+# hidden level is NULL, a hidden package scores 0, a hidden notice-to-move counts as
+# DEFAULT_NOTICE_HOURS, hidden transport means road only.
 
 
 def eta_points(eta_hours: float | None) -> float:
