@@ -24,7 +24,7 @@ from atlaslink.models import (
     TransportAsset,
     Unit,
 )
-from atlaslink.operations import matching
+from atlaslink.operations import matching, matching_columns
 from atlaslink.registry import service as registry_service
 from atlaslink.registry import version as registry_version
 from atlaslink.registry.schemas import SharingAgreementIO, SharingRuleIO
@@ -262,3 +262,8 @@ def test_randomised_registries(world: World, db: Session, seed: int) -> None:
             needed_by=rng.choice((None, NOW + timedelta(hours=rng.randint(1, 30)))),
         )
         same_ranking(world, req, line, viewer=rng.choice(viewers), limit=rng.choice((1, 5, 25)))
+
+
+def test_a_chosen_row_is_its_stored_facts_then_what_the_request_computes() -> None:
+    facts = matching_columns.EntryFacts._fields
+    assert matching._ROW_FIELDS[: len(facts)] == facts

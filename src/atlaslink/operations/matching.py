@@ -543,6 +543,8 @@ def _dialect(session: Session) -> str:
 
 
 def _requesting_languages(session: Session, request: AssistanceRequest) -> frozenset[str]:
+    """The requesting side's working languages (the columns path reads the same from
+    matching_columns.UnitColumns)."""
     if request.requesting_unit_id is not None:
         query = select(Unit.languages).where(Unit.id == request.requesting_unit_id)
     else:
@@ -1010,6 +1012,8 @@ class _Row:
 
 
 _ROW_FIELDS = tuple(_Row.__dataclass_fields__)
+# A row of the columns path is a row's stored facts (matching_columns.EntryFacts, the first
+# fields) followed by what the request computes.
 
 
 @dataclass(frozen=True)
@@ -1024,20 +1028,25 @@ class _Best:
     units_total: int
 
 
+# Deployments of each unit on other live requests (the statement's ``deployed``).
+_DEPLOYED_ELSEWHERE = (
+    select(Offer.unit_id, func.count(Offer.id))
+    .join(AssistanceRequest, AssistanceRequest.id == Offer.request_id)
+    .where(
+        Offer.status.in_(sorted(states.DEPLOYED)),
+        AssistanceRequest.status.in_(sorted(states.LIVE)),
+        Offer.request_id != bindparam("request_id", type_=Integer),
+    )
+    .group_by(Offer.unit_id)
+)
+
+
 def _deployed_elsewhere(session: Session, request: AssistanceRequest) -> dict[int, int]:
-    """Deployments of each unit on other live requests (the statement's ``deployed``)."""
-    rows = session.execute(
-        select(Offer.unit_id, func.count(Offer.id))
-        .join(AssistanceRequest, AssistanceRequest.id == Offer.request_id)
-        .where(
-            Offer.status.in_(sorted(states.DEPLOYED)),
-            AssistanceRequest.status.in_(sorted(states.LIVE)),
-            # -1: no offer has it, so a request not yet stored counts every deployment.
-            Offer.request_id != (request.id if request.id is not None else -1),
-        )
-        .group_by(Offer.unit_id)
-    ).tuples()
-    return dict(rows.all())
+    # -1: no offer has it, so a request not yet stored counts every deployment.
+    rows = session.connection().execute(
+        _DEPLOYED_ELSEWHERE, {"request_id": request.id if request.id is not None else -1}
+    )
+    return {unit_id: n for unit_id, n in rows}
 
 
 def _best_by_columns(
@@ -1163,43 +1172,17 @@ def _best_by_columns(
 
     chosen_fit, chosen_unfit = best(fits, limit), best(considered & excluded, _EXCLUDED_READ)
     chosen = chosen_fit + chosen_unfit
-    has_level = c.has(G.LEVEL)
-
-    def floats(values: Any) -> list[float | None]:
-        return [None if math.isnan(v) else v for v in values[chosen].tolist()]
-
-    def ints(values: Any) -> list[int | None]:
-        return [None if math.isnan(v) else int(v) for v in values[chosen].tolist()]
-
-    columns: dict[str, list[Any]] = {
-        "entry_id": c.entry_id[chosen].tolist(),
-        "unit_id": c.unit_id[chosen].tolist(),
-        "code": [c.codes[i] for i in chosen],
-        "country": [units.countries[i] for i in c.country[chosen].tolist()],
-        "lat": floats(c.lat),
-        "lon": floats(c.lon),
-        "groups": c.groups[chosen].tolist(),
-        "level": [
-            v if shared else None
-            for v, shared in zip(ints(c.level), has_level[chosen].tolist(), strict=True)
-        ],
-        "package": ints(c.package),
-        "notice": ints(c.notice),
-        "plane": c.aircraft[chosen].astype(np.int64).tolist(),
-        "heli": c.helicopter[chosen].astype(np.int64).tolist(),
-        "abroad": c.abroad[chosen].tolist(),
-        "arms": c.arms[chosen].tolist(),
-        "explosives": c.explosives[chosen].tolist(),
-        "confirmed_on": [date.fromordinal(d) for d in c.confirmed_on[chosen].tolist()],
-        "dist": floats(dist),
-        "committed": committed[chosen].tolist(),
-        "lang": lang[chosen].tolist(),
-        "crossings": crossings[chosen].tolist(),
-        "score": points[chosen].tolist(),
-        "eligible": [1] * len(chosen_fit) + [0] * len(chosen_unfit),
-        "eta_unknown": eta_unknown[chosen].astype(np.int64).tolist(),
-    }
-    rows = [_Row(*values) for values in zip(*(columns[f] for f in _ROW_FIELDS), strict=True)]
+    computed = zip(
+        [None if math.isnan(d) else d for d in dist[chosen].tolist()],
+        committed[chosen].tolist(),
+        lang[chosen].tolist(),
+        crossings[chosen].tolist(),
+        points[chosen].tolist(),
+        [1] * len(chosen_fit) + [0] * len(chosen_unfit),
+        eta_unknown[chosen].astype(np.int64).tolist(),
+        strict=True,
+    )
+    rows = [_Row(*c.facts[i], *values) for i, values in zip(chosen, computed, strict=True)]
     return _Best(
         fit=rows[: len(chosen_fit)],
         unfit=rows[len(chosen_fit) :],
@@ -1387,7 +1370,15 @@ def rank_line(
         raise ValueError("the line's capability type does not exist")
     today = now.date()
     ctx = load_legal_context(session, request, on=today).for_line(ctype.code)
-    languages = _requesting_languages(session, request)
+    if scoring == "columns":
+        units = matching_columns.units_at(session, version)
+        languages = (
+            units.languages_of_unit(request.requesting_unit_id)
+            if request.requesting_unit_id is not None
+            else units.languages_of_country(request.requesting_country)
+        )
+    else:
+        languages = _requesting_languages(session, request)
     stale_cut = redact.stale_before(today, settings.stale_after_days)
     hours_left = (
         (line.needed_by - now).total_seconds() / 3600 if line.needed_by is not None else None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -67,6 +68,42 @@ class UnitColumns:
     def count(self) -> int:
         return len(self.ids)
 
+    def _codes(self, rows: Bools | I64) -> frozenset[str]:
+        spoken = self.languages[rows].any(axis=0)
+        return frozenset(self.language_codes[int(k)] for k in np.flatnonzero(spoken))
+
+    def languages_of_unit(self, unit_id: int) -> frozenset[str]:
+        at = int(np.searchsorted(self.ids, unit_id))
+        if at == self.count or self.ids[at] != unit_id:
+            return frozenset()
+        return self._codes(np.array([at]))
+
+    def languages_of_country(self, iso2: str) -> frozenset[str]:
+        if iso2 not in self.countries:
+            return frozenset()
+        return self._codes(self.country == self.countries.index(iso2))
+
+
+class EntryFacts(NamedTuple):
+    """One row's stored facts, as operations.matching returns them for a chosen row."""
+
+    entry_id: int
+    unit_id: int
+    code: str
+    country: str
+    lat: float | None
+    lon: float | None
+    groups: int
+    level: int | None  # None unless the unit shares its level with the engine
+    package: int | None  # raw
+    notice: int | None  # raw
+    plane: int  # 1: the unit has an aircraft (shared with the engine or not)
+    heli: int
+    abroad: bool
+    arms: bool
+    explosives: bool
+    confirmed_on: date
+
 
 @dataclass(frozen=True)
 class TypeColumns:
@@ -95,6 +132,7 @@ class TypeColumns:
     aircraft: Bools
     helicopter: Bools
     languages: Bools  # [row, language] as UnitColumns.languages
+    facts: list[EntryFacts]  # the same, row by row, for the rows chosen
     units: UnitColumns
 
     def __len__(self) -> int:
@@ -202,6 +240,39 @@ def type_at(session: Session, version: str, capability_type_id: int) -> TypeColu
     lat, lon = units.lat[u], units.lon[u]
     lat_rad = np.radians(lat)
     confirmed: list[date] = [r.confirmed_on for r in taken]
+    groups = units.groups[u]
+    level_bit = matching_groups.BIT[FieldGroup.LEVEL]
+    facts = [
+        EntryFacts(
+            r.id,
+            r.unit_id,
+            code,
+            units.countries[country],
+            None if math.isnan(y) else y,
+            None if math.isnan(x) else x,
+            g,
+            r.level if g & level_bit else None,
+            r.package_size,
+            r.notice_to_move_hours,
+            int(plane),
+            int(heli),
+            bool(r.may_deploy_abroad),
+            bool(r.may_carry_arms_abroad),
+            bool(r.may_carry_explosives_abroad),
+            r.confirmed_on,
+        )
+        for r, code, country, y, x, g, plane, heli in zip(
+            taken,
+            codes,
+            units.country[u].tolist(),
+            lat.tolist(),
+            lon.tolist(),
+            groups.tolist(),
+            units.aircraft[u].tolist(),
+            units.helicopter[u].tolist(),
+            strict=True,
+        )
+    ]
     value = TypeColumns(
         entry_id=np.array([r.id for r in taken], dtype=np.int64),
         unit_id=unit_ids[keep],
@@ -213,7 +284,7 @@ def type_at(session: Session, version: str, capability_type_id: int) -> TypeColu
         lat_rad=lat_rad,
         lon_rad=np.radians(lon),
         cos_lat=np.cos(lat_rad),
-        groups=units.groups[u],
+        groups=groups,
         level=_floats([r.level for r in taken]),
         package=_floats([r.package_size for r in taken]),
         notice=_floats([r.notice_to_move_hours for r in taken]),
@@ -224,6 +295,7 @@ def type_at(session: Session, version: str, capability_type_id: int) -> TypeColu
         aircraft=units.aircraft[u],
         helicopter=units.helicopter[u],
         languages=units.languages[u],
+        facts=facts,
         units=units,
     )
     _CACHE.put(version, capability_type_id, value)
