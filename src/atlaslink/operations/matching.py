@@ -285,6 +285,32 @@ class LegalContext:
         )
 
 
+# The two reads of a legal context, built once (building a statement costs more than running
+# these): every country with its settings, if any; the agreements of a country or with an id.
+_COUNTRY_SETTINGS = select(
+    Country.iso2,
+    CountrySettings.country_iso2.label("has_settings"),
+    CountrySettings.requires_bilateral_agreement,
+    CountrySettings.prohibits_foreign_arms,
+    CountrySettings.prohibits_foreign_explosives,
+    CountrySettings.excluded_from_2008_617,
+).outerjoin(CountrySettings, CountrySettings.country_iso2 == Country.iso2)
+_AGREEMENTS_OF = select(
+    BilateralAgreement.id,
+    BilateralAgreement.name,
+    BilateralAgreement.country_a,
+    BilateralAgreement.country_b,
+    BilateralAgreement.valid_from,
+    BilateralAgreement.valid_to,
+).where(
+    or_(
+        BilateralAgreement.country_a == bindparam("home", type_=String),
+        BilateralAgreement.country_b == bindparam("home", type_=String),
+        BilateralAgreement.id == bindparam("named", type_=Integer),
+    )
+)
+
+
 def load_legal_context(
     session: Session, request: AssistanceRequest, *, on: date | None = None
 ) -> LegalContext:
@@ -292,31 +318,21 @@ def load_legal_context(
     :func:`legal_fit`; call :meth:`LegalContext.for_line` for a line's explosives rule."""
     day = on or utcnow().date()
     home = request.requesting_country
-    # Every country with its settings, if any: one read.
-    known = session.execute(
-        select(Country.iso2, CountrySettings).outerjoin(
-            CountrySettings, CountrySettings.country_iso2 == Country.iso2
-        )
-    ).all()
-    settings = {iso2: cs for iso2, cs in known if cs is not None}
+    known = session.execute(_COUNTRY_SETTINGS).all()
+    settings = {r.iso2: r for r in known if r.has_settings is not None}
     host = settings.get(home)
     agreements: dict[str, list[AgreementInfo]] = {}
     named: AgreementInfo | None = None
-    rows = session.scalars(
-        select(BilateralAgreement).where(
-            or_(
-                BilateralAgreement.country_a == home,
-                BilateralAgreement.country_b == home,
-                BilateralAgreement.id == request.bilateral_agreement_id,
-            )
-        )
-    )
-    for a in rows:
-        info = AgreementInfo(a.id, a.name, a.country_a, a.country_b, a.valid_from, a.valid_to)
-        if a.id == request.bilateral_agreement_id:
+    # A request naming no agreement: NULL, which no id equals.
+    rows = session.execute(
+        _AGREEMENTS_OF, {"home": home, "named": request.bilateral_agreement_id}
+    ).tuples()
+    for row in rows:
+        info = AgreementInfo(*row)
+        if info.id == request.bilateral_agreement_id:
             named = info
-        if home in (a.country_a, a.country_b):
-            partner = a.country_b if a.country_a == home else a.country_a
+        if home in (info.country_a, info.country_b):
+            partner = info.country_b if info.country_a == home else info.country_a
             agreements.setdefault(partner, []).append(info)
     return LegalContext(
         requesting_country=home,
@@ -333,7 +349,7 @@ def load_legal_context(
         ),
         agreements={c: tuple(sorted(v, key=lambda i: i.id)) for c, v in agreements.items()},
         named_agreement=named,
-        countries=frozenset(iso2 for iso2, _ in known),
+        countries=frozenset(r.iso2 for r in known),
     )
 
 

@@ -19,6 +19,7 @@ migration 0012 added the last).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from datetime import date
@@ -26,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from atlaslink.models import CapabilityEntry, TransportAsset, Unit
@@ -202,36 +203,43 @@ def units_at(session: Session, version: str) -> UnitColumns:
     return value
 
 
+_ENTRIES = (
+    select(
+        CapabilityEntry.id,
+        CapabilityEntry.unit_id,
+        CapabilityEntry.level,
+        CapabilityEntry.package_size,
+        CapabilityEntry.notice_to_move_hours,
+        CapabilityEntry.may_deploy_abroad,
+        CapabilityEntry.may_carry_arms_abroad,
+        CapabilityEntry.may_carry_explosives_abroad,
+        CapabilityEntry.confirmed_on,
+    )
+    .where(CapabilityEntry.capability_type_id == bindparam("capability_type_id"))
+    .order_by(CapabilityEntry.unit_id)
+)
+
+
 def type_at(session: Session, version: str, capability_type_id: int) -> TypeColumns:
     """The columns of one capability type at ``version`` (built on first use per version)."""
     cached = _CACHE.get(version, capability_type_id)
     if isinstance(cached, TypeColumns):
         return cached
     units = units_at(session, version)
-    e = CapabilityEntry
-    rows = session.execute(
-        select(
-            e.id,
-            e.unit_id,
-            e.level,
-            e.package_size,
-            e.notice_to_move_hours,
-            e.may_deploy_abroad,
-            e.may_carry_arms_abroad,
-            e.may_carry_explosives_abroad,
-            e.confirmed_on,
-        )
-        .where(e.capability_type_id == capability_type_id)
-        .order_by(e.unit_id)
-    ).all()
-    unit_ids = np.array([r.unit_id for r in rows], dtype=np.int64)
+    rows = session.connection().execute(_ENTRIES, {"capability_type_id": capability_type_id})
+    # Column by column (one transposition, not one Python object per value).
+    columns = list(zip(*rows.tuples(), strict=True)) or [()] * len(_ENTRIES.selected_columns)
+    unit_ids = np.array(columns[1], dtype=np.int64)
     at = np.searchsorted(units.ids, unit_ids)
     found = at < units.count
     found[found] = units.ids[at[found]] == unit_ids[found]
     # A unit written after the units were read is left out: its write gave a new version, so
     # the next ranking reads everything again.
     keep = found & (units.groups[np.minimum(at, units.count - 1)] & _EXISTENCE != 0)
-    taken = [r for r, k in zip(rows, keep.tolist(), strict=True) if k]
+    kept = keep.tolist()
+    (ids, unit_id, level, package, notice, abroad, arms, explosives, confirmed) = (
+        list(itertools.compress(column, kept)) for column in columns
+    )
     u = at[keep]
     codes = [units.codes[i] for i in u.tolist()]
     order = sorted(range(len(codes)), key=codes.__getitem__)
@@ -239,42 +247,35 @@ def type_at(session: Session, version: str, capability_type_id: int) -> TypeColu
     code_rank[order] = np.arange(len(codes), dtype=np.int64)
     lat, lon = units.lat[u], units.lon[u]
     lat_rad = np.radians(lat)
-    confirmed: list[date] = [r.confirmed_on for r in taken]
     groups = units.groups[u]
+    group_values = groups.tolist()
     level_bit = matching_groups.BIT[FieldGroup.LEVEL]
-    facts = [
-        EntryFacts(
-            r.id,
-            r.unit_id,
-            code,
-            units.countries[country],
-            None if math.isnan(y) else y,
-            None if math.isnan(x) else x,
-            g,
-            r.level if g & level_bit else None,
-            r.package_size,
-            r.notice_to_move_hours,
-            int(plane),
-            int(heli),
-            bool(r.may_deploy_abroad),
-            bool(r.may_carry_arms_abroad),
-            bool(r.may_carry_explosives_abroad),
-            r.confirmed_on,
+    facts = list(
+        map(
+            EntryFacts._make,
+            zip(
+                ids,
+                unit_id,
+                codes,
+                [units.countries[i] for i in units.country[u].tolist()],
+                [None if math.isnan(y) else y for y in lat.tolist()],
+                [None if math.isnan(x) else x for x in lon.tolist()],
+                group_values,
+                [v if g & level_bit else None for v, g in zip(level, group_values, strict=True)],
+                package,
+                notice,
+                units.aircraft[u].astype(np.int64).tolist(),
+                units.helicopter[u].astype(np.int64).tolist(),
+                abroad,
+                arms,
+                explosives,
+                confirmed,
+                strict=True,
+            ),
         )
-        for r, code, country, y, x, g, plane, heli in zip(
-            taken,
-            codes,
-            units.country[u].tolist(),
-            lat.tolist(),
-            lon.tolist(),
-            groups.tolist(),
-            units.aircraft[u].tolist(),
-            units.helicopter[u].tolist(),
-            strict=True,
-        )
-    ]
+    )
     value = TypeColumns(
-        entry_id=np.array([r.id for r in taken], dtype=np.int64),
+        entry_id=np.array(ids, dtype=np.int64),
         unit_id=unit_ids[keep],
         codes=codes,
         code_rank=code_rank,
@@ -285,12 +286,12 @@ def type_at(session: Session, version: str, capability_type_id: int) -> TypeColu
         lon_rad=np.radians(lon),
         cos_lat=np.cos(lat_rad),
         groups=groups,
-        level=_floats([r.level for r in taken]),
-        package=_floats([r.package_size for r in taken]),
-        notice=_floats([r.notice_to_move_hours for r in taken]),
-        abroad=np.array([bool(r.may_deploy_abroad) for r in taken], dtype=np.bool_),
-        arms=np.array([bool(r.may_carry_arms_abroad) for r in taken], dtype=np.bool_),
-        explosives=np.array([bool(r.may_carry_explosives_abroad) for r in taken], dtype=np.bool_),
+        level=_floats(level),
+        package=_floats(package),
+        notice=_floats(notice),
+        abroad=np.array(abroad, dtype=np.bool_),
+        arms=np.array(arms, dtype=np.bool_),
+        explosives=np.array(explosives, dtype=np.bool_),
         confirmed_on=np.array([d.toordinal() for d in confirmed], dtype=np.int64),
         aircraft=units.aircraft[u],
         helicopter=units.helicopter[u],
