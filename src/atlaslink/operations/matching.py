@@ -1058,7 +1058,9 @@ _DEPLOYED_ELSEWHERE = (
 
 
 def _deployed_elsewhere(session: Session, request: AssistanceRequest) -> dict[int, int]:
-    # -1: no offer has it, so a request not yet stored counts every deployment.
+    # On the connection, without the ORM's per-call work: rank_line's first read (the registry
+    # version) has flushed the session already. -1: no offer has it, so a request not yet
+    # stored counts every deployment.
     rows = session.connection().execute(
         _DEPLOYED_ELSEWHERE, {"request_id": request.id if request.id is not None else -1}
     )
@@ -1125,14 +1127,8 @@ def _best_by_columns(
     eta = notice + np.minimum(np.minimum(road, plane), heli)  # NaN: unknown
     eta_unknown = np.isnan(eta)
 
-    codes = units.language_codes
-    native = [codes.index(x) for x in sorted(languages - {ENGLISH}) if x in codes]
-    speaks_native = c.languages[:, native].any(axis=1)
-    speaks_english = (
-        c.languages[:, codes.index(ENGLISH)]
-        if ENGLISH in languages and ENGLISH in codes
-        else np.zeros(len(c), dtype=np.bool_)
-    )
+    speaks_native = units.speaks(languages - {ENGLISH})[c.unit]
+    speaks_english = units.speaks(languages & {ENGLISH})[c.unit]
     lang = np.where(speaks_native, W_NATIVE_LANGUAGE, np.where(speaks_english, W_ENGLISH, 0.0))
 
     committed = np.zeros(len(c), dtype=np.int64)
@@ -1198,7 +1194,7 @@ def _best_by_columns(
         eta_unknown[chosen].astype(np.int64).tolist(),
         strict=True,
     )
-    rows = [_Row(*c.facts[i], *values) for i, values in zip(chosen, computed, strict=True)]
+    rows = [_Row(*facts, *values) for facts, values in zip(c.facts(chosen), computed, strict=True)]
     return _Best(
         fit=rows[: len(chosen_fit)],
         unfit=rows[len(chosen_fit) :],

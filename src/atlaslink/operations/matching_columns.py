@@ -69,6 +69,12 @@ class UnitColumns:
     def count(self) -> int:
         return len(self.ids)
 
+    def speaks(self, codes: frozenset[str]) -> Bools:
+        """Per unit: declares one of ``codes``."""
+        columns = [k for k, c in enumerate(self.language_codes) if c in codes]
+        out: Bools = np.asarray(self.languages[:, columns].any(axis=1))
+        return out
+
     def _codes(self, rows: Bools | I64) -> frozenset[str]:
         spoken = self.languages[rows].any(axis=0)
         return frozenset(self.language_codes[int(k)] for k in np.flatnonzero(spoken))
@@ -113,13 +119,11 @@ class TypeColumns:
 
     entry_id: I64
     unit_id: I64
-    codes: list[str]
+    unit: I64  # index into ``units``
     # Rank of the unit code in Python's order (ties of the score are broken by code).
     code_rank: I64
-    country: I64  # index into UnitColumns.countries
-    lat: F64
-    lon: F64
-    lat_rad: F64
+    country: I64  # index into units.countries
+    lat_rad: F64  # NaN when unknown
     lon_rad: F64
     cos_lat: F64
     groups: I64
@@ -132,8 +136,6 @@ class TypeColumns:
     confirmed_on: I64  # date.toordinal()
     aircraft: Bools
     helicopter: Bools
-    languages: Bools  # [row, language] as UnitColumns.languages
-    facts: list[EntryFacts]  # the same, row by row, for the rows chosen
     units: UnitColumns
 
     def __len__(self) -> int:
@@ -144,60 +146,98 @@ class TypeColumns:
         out: Bools = (self.groups & matching_groups.BIT[group]) != 0
         return out
 
+    def facts(self, rows: list[int]) -> list[EntryFacts]:
+        """The stored facts of these rows, as Python values."""
+        units = self.units
+        unit = self.unit[rows]
+        level_shared = self.has(FieldGroup.LEVEL)[rows].tolist()
+
+        def optional(values: F64) -> list[float | None]:
+            return [None if math.isnan(v) else v for v in values.tolist()]
+
+        def optional_int(values: F64) -> list[int | None]:
+            return [None if math.isnan(v) else int(v) for v in values.tolist()]
+
+        levels = optional_int(self.level[rows])
+        return list(
+            map(
+                EntryFacts._make,
+                zip(
+                    self.entry_id[rows].tolist(),
+                    self.unit_id[rows].tolist(),
+                    [units.codes[u] for u in unit.tolist()],
+                    [units.countries[c] for c in self.country[rows].tolist()],
+                    optional(units.lat[unit]),
+                    optional(units.lon[unit]),
+                    self.groups[rows].tolist(),
+                    [v if shared else None for v, shared in zip(levels, level_shared, strict=True)],
+                    optional_int(self.package[rows]),
+                    optional_int(self.notice[rows]),
+                    self.aircraft[rows].astype(np.int64).tolist(),
+                    self.helicopter[rows].astype(np.int64).tolist(),
+                    self.abroad[rows].tolist(),
+                    self.arms[rows].tolist(),
+                    self.explosives[rows].tolist(),
+                    [date.fromordinal(d) for d in self.confirmed_on[rows].tolist()],
+                    strict=True,
+                ),
+            )
+        )
+
 
 # One value per process and registry version: the units (key None) and each type (its id).
 _CACHE: VersionedCache[int | None, UnitColumns | TypeColumns] = VersionedCache(maxsize=256)
 
+_UNITS = select(
+    Unit.id,
+    Unit.code,
+    Unit.country_iso2,
+    Unit.latitude,
+    Unit.longitude,
+    Unit.languages,
+    Unit.matching_groups,
+).order_by(Unit.id)
+_AIR = select(TransportAsset.unit_id, TransportAsset.kind).where(
+    TransportAsset.kind.in_(("aircraft", "helicopter"))
+)
+
 
 def units_at(session: Session, version: str) -> UnitColumns:
+    """The unit columns at ``version`` (built on first use per version)."""
     cached = _CACHE.get(version, None)
     if isinstance(cached, UnitColumns):
         return cached
-    rows = session.execute(
-        select(
-            Unit.id,
-            Unit.code,
-            Unit.country_iso2,
-            Unit.latitude,
-            Unit.longitude,
-            Unit.languages,
-            Unit.matching_groups,
-        ).order_by(Unit.id)
-    ).all()
-    countries = tuple(sorted({r.country_iso2 for r in rows}))
+    rows = session.execute(_UNITS).all()
+    ids, codes, country_of, lat, lon, spoken, groups = (
+        list(column) for column in (zip(*rows, strict=True) if rows else [()] * 7)
+    )
+    countries = tuple(sorted(set(country_of)))
     country_index = {c: i for i, c in enumerate(countries)}
-    codes = tuple(sorted({c for r in rows for c in (r.languages or [])}))
-    code_index = {c: i for i, c in enumerate(codes)}
-    languages = np.zeros((len(rows), len(codes)), dtype=np.bool_)
-    for n, r in enumerate(rows):
-        for c in r.languages or []:
-            languages[n, code_index[c]] = True
-    ids = np.array([r.id for r in rows], dtype=np.int64)
-    air: dict[str, Bools] = {}
-    for kind in ("aircraft", "helicopter"):
-        having = np.array(
-            sorted(
-                set(
-                    session.scalars(
-                        select(TransportAsset.unit_id).where(TransportAsset.kind == kind)
-                    )
-                )
-            ),
-            dtype=np.int64,
-        )
-        air[kind] = np.isin(ids, having)
+    language_codes = tuple(sorted({c for langs in spoken for c in (langs or [])}))
+    code_index = {c: i for i, c in enumerate(language_codes)}
+    pairs = [(n, code_index[c]) for n, langs in enumerate(spoken) for c in (langs or [])]
+    languages = np.zeros((len(rows), len(language_codes)), dtype=np.bool_)
+    if pairs:
+        at_row, at_code = zip(*pairs, strict=True)
+        languages[list(at_row), list(at_code)] = True
+    unit_ids = np.array(ids, dtype=np.int64)
+    air: dict[str, set[int]] = {"aircraft": set(), "helicopter": set()}
+    for unit_id, kind in session.execute(_AIR).tuples():
+        air[kind].add(unit_id)
     value = UnitColumns(
-        ids=ids,
-        codes=[r.code for r in rows],
-        country=np.array([country_index[r.country_iso2] for r in rows], dtype=np.int64),
+        ids=unit_ids,
+        codes=codes,
+        country=np.array([country_index[c] for c in country_of], dtype=np.int64),
         countries=countries,
-        lat=_floats([r.latitude for r in rows]),
-        lon=_floats([r.longitude for r in rows]),
-        groups=np.array([r.matching_groups for r in rows], dtype=np.int64),
+        lat=_floats(lat),
+        lon=_floats(lon),
+        groups=np.array(groups, dtype=np.int64),
         languages=languages,
-        language_codes=codes,
-        aircraft=air["aircraft"],
-        helicopter=air["helicopter"],
+        language_codes=language_codes,
+        **{
+            kind: np.isin(unit_ids, np.array(sorted(having), dtype=np.int64))
+            for kind, having in air.items()
+        },
     )
     _CACHE.put(version, None, value)
     return value
@@ -226,9 +266,9 @@ def type_at(session: Session, version: str, capability_type_id: int) -> TypeColu
     if isinstance(cached, TypeColumns):
         return cached
     units = units_at(session, version)
-    rows = session.connection().execute(_ENTRIES, {"capability_type_id": capability_type_id})
+    rows = session.execute(_ENTRIES, {"capability_type_id": capability_type_id}).all()
     # Column by column (one transposition, not one Python object per value).
-    columns = list(zip(*rows.tuples(), strict=True)) or [()] * len(_ENTRIES.selected_columns)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 9
     unit_ids = np.array(columns[1], dtype=np.int64)
     at = np.searchsorted(units.ids, unit_ids)
     found = at < units.count
@@ -237,7 +277,7 @@ def type_at(session: Session, version: str, capability_type_id: int) -> TypeColu
     # the next ranking reads everything again.
     keep = found & (units.groups[np.minimum(at, units.count - 1)] & _EXISTENCE != 0)
     kept = keep.tolist()
-    (ids, unit_id, level, package, notice, abroad, arms, explosives, confirmed) = (
+    ids, _, level, package, notice, abroad, arms, explosives, confirmed = (
         list(itertools.compress(column, kept)) for column in columns
     )
     u = at[keep]
@@ -245,47 +285,17 @@ def type_at(session: Session, version: str, capability_type_id: int) -> TypeColu
     order = sorted(range(len(codes)), key=codes.__getitem__)
     code_rank = np.empty(len(codes), dtype=np.int64)
     code_rank[order] = np.arange(len(codes), dtype=np.int64)
-    lat, lon = units.lat[u], units.lon[u]
-    lat_rad = np.radians(lat)
-    groups = units.groups[u]
-    group_values = groups.tolist()
-    level_bit = matching_groups.BIT[FieldGroup.LEVEL]
-    facts = list(
-        map(
-            EntryFacts._make,
-            zip(
-                ids,
-                unit_id,
-                codes,
-                [units.countries[i] for i in units.country[u].tolist()],
-                [None if math.isnan(y) else y for y in lat.tolist()],
-                [None if math.isnan(x) else x for x in lon.tolist()],
-                group_values,
-                [v if g & level_bit else None for v, g in zip(level, group_values, strict=True)],
-                package,
-                notice,
-                units.aircraft[u].astype(np.int64).tolist(),
-                units.helicopter[u].astype(np.int64).tolist(),
-                abroad,
-                arms,
-                explosives,
-                confirmed,
-                strict=True,
-            ),
-        )
-    )
+    lat_rad = np.radians(units.lat[u])
     value = TypeColumns(
         entry_id=np.array(ids, dtype=np.int64),
         unit_id=unit_ids[keep],
-        codes=codes,
+        unit=u,
         code_rank=code_rank,
         country=units.country[u],
-        lat=lat,
-        lon=lon,
         lat_rad=lat_rad,
-        lon_rad=np.radians(lon),
+        lon_rad=np.radians(units.lon[u]),
         cos_lat=np.cos(lat_rad),
-        groups=groups,
+        groups=units.groups[u],
         level=_floats(level),
         package=_floats(package),
         notice=_floats(notice),
@@ -295,16 +305,10 @@ def type_at(session: Session, version: str, capability_type_id: int) -> TypeColu
         confirmed_on=np.array([d.toordinal() for d in confirmed], dtype=np.int64),
         aircraft=units.aircraft[u],
         helicopter=units.helicopter[u],
-        languages=units.languages[u],
-        facts=facts,
         units=units,
     )
     _CACHE.put(version, capability_type_id, value)
     return value
-
-
-def unit_count(session: Session, version: str) -> int:
-    return units_at(session, version).count
 
 
 def clear() -> None:
