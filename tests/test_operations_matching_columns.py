@@ -138,6 +138,10 @@ def test_hand_built_registry_every_rule(world: World, limit: int) -> None:
         assert r.candidate_count > 0 and r.excluded_count > 0
         for viewer in VIEWERS.values():
             same_ranking(world, req, line, viewer=viewer, limit=limit)
+    # The host prohibits foreign arms: the arms flag is moot.
+    world.settings("NL", prohibits_foreign_arms=True, requires_bilateral_agreement=True)
+    req, line = world.request(nature=("intervention",), min_level=1)
+    same_ranking(world, req, line, limit=limit)
 
 
 def test_explosive_breaching_with_the_demo_units(world: World, db: Session) -> None:
