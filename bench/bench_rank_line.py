@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -396,9 +396,9 @@ def ranked(
     req: AssistanceRequest,
     line: RequestLine,
     viewer: Principal,
-    **scoring: str,
+    scoring: Literal["columns", "sql"] = "columns",
 ) -> int:
-    r = matching.rank_line(session, viewer, req, line, now=datetime.now(UTC), **scoring)  # type: ignore[arg-type]
+    r = matching.rank_line(session, viewer, req, line, now=datetime.now(UTC), scoring=scoring)
     return len(r.candidates)
 
 
