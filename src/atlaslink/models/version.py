@@ -7,7 +7,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from atlaslink.models.base import Base
 
-# Tables whose every write gives the registry a new version (triggers of migration 0004).
+# Tables whose every write gives the registry a new version (triggers of migrations 0004 and,
+# for transport_assets, 0012).
 VERSIONED_TABLES = (
     "units",
     "networks",
@@ -15,6 +16,7 @@ VERSIONED_TABLES = (
     "capability_entries",
     "sharing_rules",
     "sharing_targets",
+    "transport_assets",
 )
 
 

@@ -2,13 +2,15 @@
 
 How it works, with the weights and the ETA model's assumptions: docs/matching.md. In short:
 
-* One SQL statement reads the line's capability entries of every unit of another country whose
-  entries the matching engine may use (``units.matching_groups``, kept by
-  sharing.matching_groups), scores every row with the same formula as :func:`score` and applies
-  the hard exclusions as a flag, and returns only the best ``limit`` candidates, the best-placed
-  excluded units and the counts. Scoring in SQL keeps a 10,000-unit registry from ever being
-  loaded into Python; Python recomputes the score of every returned row and checks that the
-  two agree.
+* Every entry of the line's capability type whose unit's entries the matching engine may use
+  (``units.matching_groups``, kept by sharing.matching_groups) is scored and checked against the
+  hard exclusions, and only the best ``limit`` candidates, the best-placed excluded units and
+  the counts go on. By default this runs vectorised (numpy) over a per-process, column-wise copy
+  of the type's entries and their units' facts kept under the registry version
+  (operations.matching_columns), with SQL only for the request's own facts (deployments
+  elsewhere, the legal context). The same choice as one SQL statement (``scoring="sql"``) is
+  kept as the reference the equivalence tests compare with. Either way Python recomputes the
+  score of every chosen row with :func:`score` and checks that the two agree.
 * Only the returned rows are explained: their agreements, entries and transport are loaded in
   bulk, what the viewer may see comes from ``sharing.redact.candidate_view`` and every factor
   text is written from the viewer's visible groups, so a value the viewer may not see (e.g.
@@ -30,6 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel
 from sqlalchemy import (
     Boolean,
@@ -37,7 +40,6 @@ from sqlalchemy import (
     Date,
     Float,
     Integer,
-    Row,
     String,
     and_,
     any_,
@@ -71,7 +73,8 @@ from atlaslink.models import (
     Unit,
     utcnow,
 )
-from atlaslink.operations import geography, states
+from atlaslink.operations import geography, matching_columns, states
+from atlaslink.registry import version as registry_version
 from atlaslink.registry.taxonomy_seed import display_country
 from atlaslink.sharing import matching_groups, redact
 from atlaslink.sharing.policy import (
@@ -282,6 +285,32 @@ class LegalContext:
         )
 
 
+# The two reads of a legal context, built once (building a statement costs more than running
+# these): every country with its settings, if any; the agreements of a country or with an id.
+_COUNTRY_SETTINGS = select(
+    Country.iso2,
+    CountrySettings.country_iso2.label("has_settings"),
+    CountrySettings.requires_bilateral_agreement,
+    CountrySettings.prohibits_foreign_arms,
+    CountrySettings.prohibits_foreign_explosives,
+    CountrySettings.excluded_from_2008_617,
+).outerjoin(CountrySettings, CountrySettings.country_iso2 == Country.iso2)
+_AGREEMENTS_OF = select(
+    BilateralAgreement.id,
+    BilateralAgreement.name,
+    BilateralAgreement.country_a,
+    BilateralAgreement.country_b,
+    BilateralAgreement.valid_from,
+    BilateralAgreement.valid_to,
+).where(
+    or_(
+        BilateralAgreement.country_a == bindparam("home", type_=String),
+        BilateralAgreement.country_b == bindparam("home", type_=String),
+        BilateralAgreement.id == bindparam("named", type_=Integer),
+    )
+)
+
+
 def load_legal_context(
     session: Session, request: AssistanceRequest, *, on: date | None = None
 ) -> LegalContext:
@@ -289,31 +318,21 @@ def load_legal_context(
     :func:`legal_fit`; call :meth:`LegalContext.for_line` for a line's explosives rule."""
     day = on or utcnow().date()
     home = request.requesting_country
-    # Every country with its settings, if any: one read.
-    known = session.execute(
-        select(Country.iso2, CountrySettings).outerjoin(
-            CountrySettings, CountrySettings.country_iso2 == Country.iso2
-        )
-    ).all()
-    settings = {iso2: cs for iso2, cs in known if cs is not None}
+    known = session.execute(_COUNTRY_SETTINGS).all()
+    settings = {r.iso2: r for r in known if r.has_settings is not None}
     host = settings.get(home)
     agreements: dict[str, list[AgreementInfo]] = {}
     named: AgreementInfo | None = None
-    rows = session.scalars(
-        select(BilateralAgreement).where(
-            or_(
-                BilateralAgreement.country_a == home,
-                BilateralAgreement.country_b == home,
-                BilateralAgreement.id == request.bilateral_agreement_id,
-            )
-        )
-    )
-    for a in rows:
-        info = AgreementInfo(a.id, a.name, a.country_a, a.country_b, a.valid_from, a.valid_to)
-        if a.id == request.bilateral_agreement_id:
+    # A request naming no agreement: NULL, which no id equals.
+    rows = session.execute(
+        _AGREEMENTS_OF, {"home": home, "named": request.bilateral_agreement_id}
+    ).tuples()
+    for row in rows:
+        info = AgreementInfo(*row)
+        if info.id == request.bilateral_agreement_id:
             named = info
-        if home in (a.country_a, a.country_b):
-            partner = a.country_b if a.country_a == home else a.country_a
+        if home in (info.country_a, info.country_b):
+            partner = info.country_b if info.country_a == home else info.country_a
             agreements.setdefault(partner, []).append(info)
     return LegalContext(
         requesting_country=home,
@@ -330,7 +349,7 @@ def load_legal_context(
         ),
         agreements={c: tuple(sorted(v, key=lambda i: i.id)) for c, v in agreements.items()},
         named_agreement=named,
-        countries=frozenset(iso2 for iso2, _ in known),
+        countries=frozenset(r.iso2 for r in known),
     )
 
 
@@ -401,11 +420,12 @@ def legal_fit(ctx: LegalContext, unit_country: str, entry_flags: EntryFlags | No
 
 # --- Scoring -----------------------------------------------------------------------------
 #
-# One formula, computed twice from the same inputs: in SQL for every entry (to choose the best
-# rows; _candidate_statement writes it term by term in the same order, so the floats agree) and
-# in Python for the rows returned (to explain them). Both use only what the matching engine may
-# use of the unit (units.matching_groups): a hidden level is NULL, a hidden package scores 0, a
-# hidden notice-to-move counts as DEFAULT_NOTICE_HOURS, hidden transport means road only.
+# One formula, computed from the same inputs for every entry to choose the best rows, with numpy
+# (_best_by_columns, the default) or in SQL (_candidate_statement, the reference), each term by
+# term in the same order so that the floats agree, and in Python for the rows chosen (to explain
+# them). All use only what the matching engine may use of the unit (units.matching_groups): a
+# hidden level is NULL, a hidden package scores 0, a hidden notice-to-move counts as
+# DEFAULT_NOTICE_HOURS, hidden transport means road only.
 
 
 def eta_points(eta_hours: float | None) -> float:
@@ -539,6 +559,8 @@ def _dialect(session: Session) -> str:
 
 
 def _requesting_languages(session: Session, request: AssistanceRequest) -> frozenset[str]:
+    """The requesting side's working languages (the columns path reads the same from
+    matching_columns.UnitColumns)."""
     if request.requesting_unit_id is not None:
         query = select(Unit.languages).where(Unit.id == request.requesting_unit_id)
     else:
@@ -972,6 +994,249 @@ def route_hours(
     return seconds / 3600
 
 
+# --- The best rows: vectorised over the per-process columns, or by the SQL statement --------
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One entry chosen for the ranking, with the inputs of its score: what both ways of
+    choosing return (the columns of the statement's outer SELECT)."""
+
+    entry_id: int
+    unit_id: int
+    code: str
+    country: str
+    lat: float | None
+    lon: float | None
+    groups: int  # units.matching_groups
+    level: int | None  # None unless the level is shared with the engine
+    package: int | None  # raw: _plan applies the groups
+    notice: int | None
+    plane: int  # 1: the unit has an aircraft (shared with the engine or not)
+    heli: int
+    abroad: bool
+    arms: bool
+    explosives: bool
+    confirmed_on: date
+    dist: float | None
+    committed: int
+    lang: float
+    crossings: int
+    score: float
+    eligible: int
+    eta_unknown: int
+
+
+_ROW_FIELDS = tuple(_Row.__dataclass_fields__)
+# A row of the columns path is a row's stored facts (matching_columns.EntryFacts, the first
+# fields) followed by what the request computes.
+
+
+@dataclass(frozen=True)
+class _Best:
+    """The best ``limit`` rows that fit and the best-placed excluded ones (each best first),
+    and the counts."""
+
+    fit: list[_Row]
+    unfit: list[_Row]
+    candidate_count: int
+    considered: int
+    units_total: int
+
+
+# Deployments of each unit on other live requests (the statement's ``deployed``).
+_DEPLOYED_ELSEWHERE = (
+    select(Offer.unit_id, func.count(Offer.id))
+    .join(AssistanceRequest, AssistanceRequest.id == Offer.request_id)
+    .where(
+        Offer.status.in_(sorted(states.DEPLOYED)),
+        AssistanceRequest.status.in_(sorted(states.LIVE)),
+        Offer.request_id != bindparam("request_id", type_=Integer),
+    )
+    .group_by(Offer.unit_id)
+)
+
+
+def _deployed_elsewhere(session: Session, request: AssistanceRequest) -> dict[int, int]:
+    # On the connection, without the ORM's per-call work: rank_line's first read (the registry
+    # version) has flushed the session already. -1: no offer has it, so a request not yet
+    # stored counts every deployment.
+    rows = session.connection().execute(
+        _DEPLOYED_ELSEWHERE, {"request_id": request.id if request.id is not None else -1}
+    )
+    return {unit_id: n for unit_id, n in rows}
+
+
+def _best_by_columns(
+    session: Session,
+    version: str,
+    request: AssistanceRequest,
+    line: RequestLine,
+    ctx: LegalContext,
+    languages: frozenset[str],
+    *,
+    stale_cut: date,
+    hours_left: float | None,
+    limit: int,
+) -> _Best:
+    """:func:`score` and the hard exclusions for every entry of the line's type at once, over
+    the per-process columns (operations.matching_columns): the same formula, term by term and
+    in the same order as the statement and score(), from what the engine may use of each unit."""
+    c = matching_columns.type_at(session, version, line.capability_type_id)
+    units = c.units
+    home = request.requesting_country
+    neighbours = geography.NEIGHBOURS.get(home, frozenset())
+    # Per country of the registry, then per row by its country's index.
+    country_considered = np.array(
+        [x != home and x in ctx.countries for x in units.countries], dtype=np.bool_
+    )
+    country_barred = np.array(
+        [bool(legal_fit(ctx, x, None)) for x in units.countries], dtype=np.bool_
+    )
+    country_crossings = np.array(
+        [1 if x in neighbours else 2 for x in units.countries], dtype=np.int64
+    )
+    considered = country_considered[c.country]
+    crossings = country_crossings[c.country]
+
+    # What the engine may use: a hidden level is NaN, a hidden package scores 0, a hidden
+    # notice-to-move counts as the default, hidden transport means road only.
+    level = np.where(c.has(G.LEVEL), c.level, np.nan)
+    package = np.where(c.has(G.PACKAGE), c.package, np.nan)
+    notice = np.where(c.has(G.NOTICE) & ~np.isnan(c.notice), c.notice, DEFAULT_NOTICE_HOURS)
+    transport = c.has(G.TRANSPORT)
+
+    lat, lon = request.latitude, request.longitude
+    if lat is None or lon is None:
+        dist = np.full(len(c), np.nan)
+    else:
+        # geography.haversine_km as the statement writes it (_distance_km); NaN propagates
+        # from a unit without coordinates.
+        incident_lat, incident_lon = math.radians(lat), math.radians(lon)
+        a = np.sin((c.lat_rad - incident_lat) / 2.0) ** 2 + math.cos(incident_lat) * c.cos_lat * (
+            np.sin((c.lon_rad - incident_lon) / 2.0) ** 2
+        )
+        dist = (2.0 * geography.EARTH_RADIUS_KM) * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+    road = dist * ROAD_DETOUR_FACTOR / ROAD_KMH + crossings * BORDER_CROSSING_HOURS
+    plane = np.where(transport & c.aircraft, dist / AIRCRAFT_KMH + AIRCRAFT_OVERHEAD_HOURS, _NEVER)
+    heli = np.where(
+        transport & c.helicopter & (dist <= HELICOPTER_MAX_KM),
+        dist / HELICOPTER_KMH + HELICOPTER_OVERHEAD_HOURS,
+        _NEVER,
+    )
+    eta = notice + np.minimum(np.minimum(road, plane), heli)  # NaN: unknown
+    eta_unknown = np.isnan(eta)
+
+    speaks_native = units.speaks(languages - {ENGLISH})[c.unit]
+    speaks_english = units.speaks(languages & {ENGLISH})[c.unit]
+    lang = np.where(speaks_native, W_NATIVE_LANGUAGE, np.where(speaks_english, W_ENGLISH, 0.0))
+
+    committed = np.zeros(len(c), dtype=np.int64)
+    deployed = _deployed_elsewhere(session, request)
+    if deployed and len(c):
+        ids = np.fromiter(deployed, dtype=np.int64, count=len(deployed))
+        at = np.minimum(np.searchsorted(c.unit_id, ids), len(c) - 1)
+        hit = c.unit_id[at] == ids
+        committed[at[hit]] = np.fromiter(deployed.values(), dtype=np.int64)[hit]
+
+    quantity = line.quantity
+    min_level = line.min_level
+    # score(), term by term and in the same order (so that the floats agree).
+    points = (
+        np.where(np.isnan(level), 0.0, (level - min_level) * W_LEVEL)
+        + np.where(
+            np.isnan(package),
+            0.0,
+            np.where(package >= quantity, W_PACKAGE, W_PACKAGE * package / float(quantity)),
+        )
+        + np.where(eta_unknown, 0.0, W_ETA * ETA_HALF_HOURS / (ETA_HALF_HOURS + eta))
+        + (np.where(eta > hours_left, -W_LATE, 0.0) if hours_left is not None else 0.0)
+        + lang
+        - W_COMMITMENT * np.minimum(committed, MAX_COMMITMENTS_COUNTED)
+        - np.where(c.confirmed_on < stale_cut.toordinal(), W_STALE, 0.0)
+    )
+    # Hard exclusions: legal_fit and _Explainer._level_reasons (rank_line checks every row).
+    level_known = ~np.isnan(level)
+    arms_rule = ctx.arms_needed and not ctx.host_prohibits_arms
+    explosives_rule = ctx.explosives_needed and not ctx.host_prohibits_explosives
+    excluded = (
+        (level_known & (level < min_level))
+        | (~level_known & (min_level > 0))
+        | ~c.abroad
+        | (~c.arms if arms_rule else False)
+        | (~c.explosives if explosives_rule else False)
+        | country_barred[c.country]
+    )
+    fits = considered & ~excluded
+
+    def best(mask: Any, n: int) -> list[int]:
+        """The first ``n`` rows of ``mask`` in the ranking's order: known ETA first, then the
+        score, then the unit code."""
+        rows = np.flatnonzero(mask)
+        known = rows[~eta_unknown[rows]]
+        if len(known) > n:
+            # Only rows with a known ETA scoring at least the n-th best of them can be first.
+            cut = np.partition(-points[known], n - 1)[n - 1]
+            rows = known[-points[known] <= cut]
+        order = np.lexsort((c.code_rank[rows], -points[rows], eta_unknown[rows]))
+        out: list[int] = rows[order[:n]].tolist()
+        return out
+
+    chosen_fit, chosen_unfit = best(fits, limit), best(considered & excluded, _EXCLUDED_READ)
+    chosen = chosen_fit + chosen_unfit
+    computed = zip(
+        [None if math.isnan(d) else d for d in dist[chosen].tolist()],
+        committed[chosen].tolist(),
+        lang[chosen].tolist(),
+        crossings[chosen].tolist(),
+        points[chosen].tolist(),
+        [1] * len(chosen_fit) + [0] * len(chosen_unfit),
+        eta_unknown[chosen].astype(np.int64).tolist(),
+        strict=True,
+    )
+    rows = [_Row(*facts, *values) for facts, values in zip(c.facts(chosen), computed, strict=True)]
+    return _Best(
+        fit=rows[: len(chosen_fit)],
+        unfit=rows[len(chosen_fit) :],
+        candidate_count=int(np.count_nonzero(fits)),
+        considered=int(np.count_nonzero(considered)),
+        units_total=units.count,
+    )
+
+
+def _best_by_sql(
+    session: Session,
+    request: AssistanceRequest,
+    line: RequestLine,
+    ctx: LegalContext,
+    languages: frozenset[str],
+    *,
+    stale_cut: date,
+    hours_left: float | None,
+    limit: int,
+) -> _Best:
+    """The same as :func:`_best_by_columns`, by the ranking statement (the reference: the
+    equivalence tests compare the two; nothing else uses it)."""
+    statement = _candidate_statement(
+        _dialect(session), tuple(sorted(languages - {ENGLISH})), ENGLISH in languages
+    )
+    params = _statement_params(request, line, ctx, stale_cut=stale_cut, hours_left=hours_left)
+    rows = session.execute(
+        statement, {**params, "fit_rows": limit, "unfit_rows": _EXCLUDED_READ}
+    ).all()
+    chosen = [_Row(**{f: getattr(r, f) for f in _ROW_FIELDS}) for r in rows]
+    if not rows:
+        units_total = session.scalar(select(func.count(Unit.id))) or 0
+        return _Best([], [], 0, 0, units_total)
+    return _Best(
+        fit=[r for r in chosen if r.eligible == 1],
+        unfit=[r for r in chosen if r.eligible == 0],  # best-placed first
+        candidate_count=rows[0].n_fit,
+        considered=rows[0].n_all,
+        units_total=rows[0].n_units,
+    )
+
+
 # --- rank_line ---------------------------------------------------------------------------
 
 
@@ -979,7 +1244,7 @@ def route_hours(
 class _Plan:
     """One row's numbers (internal: the numeric ETA and the score are never shown)."""
 
-    row: Row[Any]
+    row: _Row
     inputs: ScoreInputs
     score: Score
     road_note: str = ""
@@ -991,7 +1256,7 @@ class _Plan:
 
 
 def _plan(
-    row: Row[Any],
+    row: _Row,
     engine: frozenset[FieldGroup],
     line: RequestLine,
     stale_cut: date,
@@ -1022,9 +1287,7 @@ def _plan(
 _EPSILON = 1e-6
 
 
-def _checked_plan(
-    row: Row[Any], line: RequestLine, stale_cut: date, hours_left: float | None
-) -> _Plan:
+def _checked_plan(row: _Row, line: RequestLine, stale_cut: date, hours_left: float | None) -> _Plan:
     """The row's score in Python, from the groups the statement used; the SQL must agree (one
     formula), or the ranking could have missed its best units."""
     plan = _plan(row, matching_groups.groups(row.groups), line, stale_cut, hours_left)
@@ -1052,7 +1315,7 @@ def _refine_road_times(
     used = asked = 0
     for plan in plans:
         row = plan.row
-        if row.dist is None:
+        if row.dist is None or row.lat is None or row.lon is None:
             continue
         asked += 1
         if unavailable is None and time.monotonic() > deadline:
@@ -1098,41 +1361,70 @@ def rank_line(
     *,
     now: datetime,
     limit: int = 25,
+    scoring: Literal["columns", "sql"] = "columns",
 ) -> Ranking:
     """Rank the units of other countries for one line of ``request``, as ``viewer`` sees it.
 
     Reads only; appends nothing. Values beyond network-wide that the viewer receives are noted
-    for the read audit (through ``sharing.redact.candidate_view``).
+    for the read audit (through ``sharing.redact.candidate_view``). ``scoring="sql"`` chooses
+    the best rows with the ranking statement instead of the per-process columns: the reference
+    the equivalence tests compare with (the result is the same).
     """
     if line.request_id != request.id:
         raise ValueError("the line does not belong to the request")
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
     settings = get_settings()
+    # Read first: every registry value used below is at least as new as this version.
+    version = registry_version.current(session)
     ctype = session.get(CapabilityType, line.capability_type_id)
     if ctype is None:
         raise ValueError("the line's capability type does not exist")
     today = now.date()
     ctx = load_legal_context(session, request, on=today).for_line(ctype.code)
-    languages = _requesting_languages(session, request)
+    if scoring == "columns":
+        units = matching_columns.units_at(session, version)
+        languages = (
+            units.languages_of_unit(request.requesting_unit_id)
+            if request.requesting_unit_id is not None
+            else units.languages_of_country(request.requesting_country)
+        )
+    else:
+        languages = _requesting_languages(session, request)
     stale_cut = redact.stale_before(today, settings.stale_after_days)
     hours_left = (
         (line.needed_by - now).total_seconds() / 3600 if line.needed_by is not None else None
     )
 
-    dialect = _dialect(session)
-    statement = _candidate_statement(
-        dialect, tuple(sorted(languages - {ENGLISH})), ENGLISH in languages
-    )
-    params = _statement_params(request, line, ctx, stale_cut=stale_cut, hours_left=hours_left)
-    rows = session.execute(
-        statement, {**params, "fit_rows": limit, "unfit_rows": _EXCLUDED_READ}
-    ).all()
-    fit = [r for r in rows if r.eligible == 1]
-    unfit = [r for r in rows if r.eligible == 0]  # best-placed first
+    if scoring == "columns":
+        best = _best_by_columns(
+            session,
+            version,
+            request,
+            line,
+            ctx,
+            languages,
+            stale_cut=stale_cut,
+            hours_left=hours_left,
+            limit=limit,
+        )
+    else:
+        best = _best_by_sql(
+            session,
+            request,
+            line,
+            ctx,
+            languages,
+            stale_cut=stale_cut,
+            hours_left=hours_left,
+            limit=limit,
+        )
+    fit, unfit = best.fit, best.unfit
     # Agreements: of every candidate, and of excluded units in order until MAX_EXCLUDED of
     # them may be named to the viewer (most may: usually the first batch suffices).
-    agreements = load_agreements(session, [r.unit_id for r in fit + unfit[:MAX_EXCLUDED]])
+    agreements = load_agreements(
+        session, [r.unit_id for r in fit + unfit[:MAX_EXCLUDED]], version=version
+    )
     seen: dict[int, frozenset[FieldGroup]] = {}  # what the viewer may see of each unit
 
     def usable(unit_id: int) -> bool:
@@ -1147,19 +1439,19 @@ def rank_line(
         (_checked_plan(r, line, stale_cut, hours_left) for r in fit if usable(r.unit_id)),
         key=lambda p: p.key,
     )
-    candidate_count = rows[0].n_fit if rows else 0
-    excluded_count = rows[0].n_all - candidate_count if rows else 0
-    units_total = rows[0].n_units if rows else session.scalar(select(func.count(Unit.id))) or 0
-    engine = {r.unit_id: matching_groups.groups(r.groups) for r in rows}
+    candidate_count = best.candidate_count
+    excluded_count = best.considered - candidate_count
+    units_total = best.units_total
+    engine = {r.unit_id: matching_groups.groups(r.groups) for r in fit + unfit}
     # Best-placed first (by the score they would have had), and named only to a viewer who may
     # know that the unit holds this capability at all.
-    named: list[Row[Any]] = []
+    named: list[_Row] = []
     for n, r in enumerate(unfit):
         if len(named) == MAX_EXCLUDED:
             break
         if r.unit_id not in agreements:
             batch = [x.unit_id for x in unfit[n : n + MAX_EXCLUDED]]
-            agreements.update(load_agreements(session, batch))
+            agreements.update(load_agreements(session, batch, version=version))
         if usable(r.unit_id) and G.EXISTENCE in seen[r.unit_id]:
             named.append(r)
     misfits = sorted(
@@ -1281,7 +1573,7 @@ class _Explainer:
     stale_days: int
     hours_left: float | None
 
-    def _level_reasons(self, row: Row[Any], shown: Mapping[str, Any]) -> list[str]:
+    def _level_reasons(self, row: _Row, shown: Mapping[str, Any]) -> list[str]:
         minimum = self.line.min_level
         if row.level is None:
             if minimum > 0:
@@ -1296,15 +1588,15 @@ class _Explainer:
             return [f"level {shown['level']} is below the minimum {minimum}"]
         return [f"below the minimum level {minimum} (level not shared with you)"]
 
-    def _flags(self, row: Row[Any]) -> EntryFlags:
+    def _flags(self, row: _Row) -> EntryFlags:
         return EntryFlags(bool(row.abroad), bool(row.arms), bool(row.explosives))
 
-    def check_fits(self, row: Row[Any]) -> None:
+    def check_fits(self, row: _Row) -> None:
         """The SQL decided this row fits; the Python rules must agree (one set of rules)."""
         if self._level_reasons(row, {}) or legal_fit(self.ctx, row.country, self._flags(row)):
             raise RuntimeError(f"ranking SQL and legal_fit disagree on unit {row.unit_id}")
 
-    def reasons(self, row: Row[Any], shown: Mapping[str, Any]) -> list[str]:
+    def reasons(self, row: _Row, shown: Mapping[str, Any]) -> list[str]:
         reasons = self._level_reasons(row, shown) + legal_fit(
             self.ctx, row.country, self._flags(row)
         )
@@ -1480,7 +1772,7 @@ class _Explainer:
         )
         return Factor(code="freshness", verdict="good", text=text)
 
-    def _legal(self, row: Row[Any], shown: Mapping[str, Any]) -> list[Factor]:
+    def _legal(self, row: _Row, shown: Mapping[str, Any]) -> list[Factor]:
         ctx = self.ctx
         out: list[Factor] = []
         host = display_country(ctx.requesting_country)
