@@ -1,8 +1,8 @@
 """transport assets give the registry a new version too (the ranking's per-process columns
 hold each unit's air assets)
 
-Revision ID: 0012
-Revises: 0010
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02 00:10:00
 
 The same triggers as 0004, on ``transport_assets``: operations.matching_columns caches which
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0010"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
