@@ -299,9 +299,7 @@ def _payload(
     of_offer = _latest(session, req, offer_id=event.offer_id) if event.offer_id else None
     before = of_offer or last_rr
     preceding = before.message_id if before is not None else origin
-    thread = rm.Thread(
-        message_id, at, origin, preceding=preceding, description=_description(event)
-    )
+    thread = rm.Thread(message_id, at, origin, preceding=preceding, description=_description(event))
     if r.message_type == "ResponseToRequestResource":
         unit = offer.unit if offer else _addressee_unit(view, event.unit_id)
         if unit is None:
