@@ -30,7 +30,7 @@ from atlaslink.audit.service import (
     take_read_event,
 )
 from atlaslink.config import get_settings
-from atlaslink.db import get_engine, is_postgres
+from atlaslink.db import get_engine, is_postgres, make_engine
 from atlaslink.models import AuditEvent
 from atlaslink.web import problems
 from atlaslink.web.deps import LoginRequired
@@ -329,7 +329,9 @@ def create_app(
         return RedirectResponse(target, status_code=303)
 
     # Read events in groups on PostgreSQL (audit.batch); SQLite serialises writers anyway.
-    app.state.read_batcher = ReadBatcher(app.state.sessionmaker) if is_postgres(engine) else None
+    app.state.read_batcher = None
+    if is_postgres(engine):
+        app.state.read_batcher = ReadBatcher(session_factory or _batch_sessions(engine))
     app.add_middleware(UnitOfWork, reads=app.state.read_batcher)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
@@ -362,6 +364,19 @@ def create_app(
     if serving:
         _settle_after_start_up()
     return app
+
+
+def _batch_sessions(engine: Engine) -> sessionmaker[Session]:
+    """The read batcher's own connection (it writes one batch at a time), not taken from the
+    requests' pool and not pinged before each batch: after a lost connection, one batch fails
+    (its requests answer 503) and the next one connects again."""
+    own = make_engine(
+        engine.url.render_as_string(hide_password=False),
+        pool_size=1,
+        max_overflow=0,
+        pool_pre_ping=False,
+    )
+    return sessionmaker(bind=own, expire_on_commit=False)
 
 
 def _settle_after_start_up() -> None:
