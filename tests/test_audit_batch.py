@@ -134,7 +134,7 @@ def _verify_with_the_cli(url: str) -> subprocess.CompletedProcess[str]:
 
 @postgres_only
 def test_concurrent_listings_each_record_one_read_event_in_order(served: Served) -> None:
-    app = create_app(served.engine)
+    app = create_app(served.engine, group_reads=True)
     assert app.state.read_batcher is not None
     _warm_up(app, served)
     before = _last_seq(served.engine)
@@ -167,7 +167,7 @@ def test_concurrent_listings_each_record_one_read_event_in_order(served: Served)
 
 @postgres_only
 def test_a_failed_batch_fails_every_waiting_request_and_shows_nothing(served: Served) -> None:
-    app = create_app(served.engine)
+    app = create_app(served.engine, group_reads=True)
     _warm_up(app, served)
     with served.engine.begin() as c:
         c.execute(

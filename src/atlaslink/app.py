@@ -276,6 +276,7 @@ def create_app(
     session_factory: sessionmaker[Session] | None = None,
     *,
     run_jobs: bool | None = None,
+    group_reads: bool | None = None,
 ) -> FastAPI:
     settings = get_settings()
     # The server started by `atlaslink serve` (no engine given) runs the background job of
@@ -330,7 +331,9 @@ def create_app(
 
     # Read events in groups on PostgreSQL (audit.batch); SQLite serialises writers anyway.
     app.state.read_batcher = None
-    if is_postgres(engine):
+    if group_reads is None:
+        group_reads = settings.read_events_in_groups
+    if group_reads and is_postgres(engine):
         app.state.read_batcher = ReadBatcher(session_factory or _batch_sessions(engine))
     app.add_middleware(UnitOfWork, reads=app.state.read_batcher)
 

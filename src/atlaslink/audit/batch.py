@@ -13,6 +13,9 @@ One batch is written at a time, in a thread of its own (the database calls are b
 the events of one process enter the chain in the order they were handed over, and events that
 arrive while a batch commits form the next one. A request that wrote something keeps its read
 event in its own transaction (``service.flush_reads``), as on SQLite, where writers serialise.
+
+Off unless ``settings.read_events_in_groups``: on the 2-core benchmark machine it was slower
+than one event per transaction (BENCHMARKS.md, issue 2).
 """
 
 from __future__ import annotations
