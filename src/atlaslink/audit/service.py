@@ -261,9 +261,10 @@ def take_read_event(ledger: ReadLedger, action: str = "read") -> AuditEvent | No
 
 
 def append_events(conn: Connection, events: list[AuditEvent]) -> None:
-    """Append ``events`` to the chain in this order, in the connection's open transaction: the
-    head locked once, the hashes computed in order, one INSERT of all the rows (read events in
-    groups, ``audit.batch``). The events are filled in (sequence number, link, hash)."""
+    """Append read ``events`` (no "before") to the chain in this order, in the connection's
+    open transaction: the head locked once, the hashes computed in order, one INSERT of all the
+    rows (read events in groups, ``audit.batch``). The events are filled in (sequence number,
+    link, hash)."""
     if not events:
         return
     seq, tip = conn.execute(
@@ -273,10 +274,16 @@ def append_events(conn: Connection, events: list[AuditEvent]) -> None:
         seq += 1
         event.seq, event.prev_hash = seq, tip
         event.hash = tip = compute_hash(event)
-    conn.execute(insert(AuditEvent).values([_columns(e) for e in events]))
+    # Compiled once whatever the batch's size; with RETURNING, SQLAlchemy sends the rows as one
+    # multi-row INSERT ("insertmanyvalues"). Read events have no "before": left out, NULL.
+    rows = [_columns(e) for e in events]
+    for row in rows:
+        del row["before"]
+    conn.execute(_INSERT_READS, rows)
     conn.execute(_MOVE_HEAD, {"seq": seq, "prev": events[-1].prev_hash, "h": tip})
 
 
+_INSERT_READS = insert(AuditEvent).returning(AuditEvent.id)
 _MOVE_HEAD = (
     update(AuditHead)
     .where(AuditHead.id == 1)
