@@ -220,7 +220,9 @@ def test_several_events_appended_at_once_form_one_chain(db: Session) -> None:
     db.flush()
     seqs = [e.seq for e in events]
     assert seqs == list(range(seqs[0], seqs[0] + 3))
-    stored = db.scalars(select(AuditEvent).where(AuditEvent.seq.in_(seqs))).all()
+    stored = db.scalars(
+        select(AuditEvent).where(AuditEvent.seq.in_(seqs)).order_by(AuditEvent.seq)
+    ).all()
     assert [(e.action, e.before, e.after["objects"][0]["id"]) for e in stored] == [  # type: ignore[index]
         ("read", None, "1"),
         ("read", None, "2"),
