@@ -8,7 +8,10 @@ Both measurements of bench/bench_list_units.py are served by this one app and pr
 * ``GET /bench/units-unfiltered?page=K&per_page=100``: the same page from
   ``bench.unfiltered.list_units_unfiltered``: same authentication (``api_principal``), same
   middleware, same unit-of-work transaction, same (cached) directory page and serialisation,
-  no sharing step.
+  no sharing step;
+* ``GET /bench/units-unfiltered-read?page=K&per_page=100``: the same unfiltered page, which also
+  appends the read event such a page owes (it discloses restricted fields to this viewer): the
+  cost of the read event without the filter's.
 
 It is never part of the product: the route exists only in this file.
 """
@@ -38,5 +41,15 @@ def create_bench_app() -> FastAPI:
     ) -> Response:
         # Serialised as the real listing is (plain values, no response validation).
         return plain_json(list_units_unfiltered(db, UnitFilters(), page, per_page))
+
+    @app.get("/bench/units-unfiltered-read", tags=["benchmark"])
+    def units_unfiltered_read(
+        db: DB,
+        who: ApiPrincipal,
+        page: Annotated[int, Query(ge=1)] = 1,
+        per_page: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> Response:
+        page_ = list_units_unfiltered(db, UnitFilters(), page, per_page, audited=True)
+        return plain_json(page_)
 
     return app

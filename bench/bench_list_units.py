@@ -12,6 +12,10 @@ round so that drift hits both alike:
 * unfiltered:  GET /bench/units-unfiltered?page=K&per_page=100 (same token, no sharing step)
 * observer:    GET /api/v1/units?page=K&per_page=100 as an observer (with --variants; network-
                wide viewer whom no unit lists, so no read-audit event: isolates that cost)
+* unfiltered+read: GET /bench/units-unfiltered-read?page=K&per_page=100 (with --variants; the
+               unfiltered page plus the read event it owes, since it discloses restricted
+               fields: sharing / this is the cost of the filter alone; the headline stays
+               sharing / unfiltered)
 
 K is random in 1..100 for every request. Each round is one wrk run of --duration seconds of
 each variant at each concurrency in --connections. By default wrk opens a new connection per
@@ -58,6 +62,7 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "sharing": ("/api/v1/units", "bench.duty"),
     "unfiltered": ("/bench/units-unfiltered", "bench.duty"),
     "observer": ("/api/v1/units", "bench.observer"),
+    "unfiltered+read": ("/bench/units-unfiltered-read", "bench.duty"),
 }
 # One benchmark at a time on this machine (the same protocol as bench/bench_rank_line.py).
 LOCK = Path("/tmp/atlaslink-benching")
@@ -374,13 +379,19 @@ def summarise(rounds: list[dict[str, Any]], variants: list[str]) -> list[dict[st
             for n in sorted({r["round"] for r in group}):
                 s = next(r for r in group if r["round"] == n and r["variant"] == "sharing")
                 u = next(r for r in group if r["round"] == n and r["variant"] == "unfiltered")
-                paired.append(
-                    {
-                        "cost": u["rps"] / s["rps"],
-                        "p50": s["p50_ms"] / u["p50_ms"],
-                        "p95": s["p95_ms"] / u["p95_ms"],
-                    }
-                )
+                pair = {
+                    "cost": u["rps"] / s["rps"],
+                    "p50": s["p50_ms"] / u["p50_ms"],
+                    "p95": s["p95_ms"] / u["p95_ms"],
+                }
+                if "unfiltered+read" in variants:
+                    # The filter alone: the same read event on both sides.
+                    a = next(
+                        r for r in group if r["round"] == n and r["variant"] == "unfiltered+read"
+                    )
+                    pair["filter_cost"] = a["rps"] / s["rps"]
+                    pair["read_cost"] = u["rps"] / a["rps"]
+                paired.append(pair)
             row["ratio"] = {k: statistics.median(p[k] for p in paired) for k in paired[0]}
         out.append(row)
     return out
@@ -415,6 +426,22 @@ def markdown(summary: list[dict[str, Any]], variants: list[str]) -> str:
                 f"| {row['workers']} | {row['connections']} | {r['cost']:.2f} | {r['p50']:.2f} "
                 f"| {r['p95']:.2f} | {ok[0]} | {ok[1]} | {ok[2]} |"
             )
+        if all("filter_cost" in row["ratio"] for row in summary):
+            lines += [
+                "",
+                "Beside the headline (not instead of it): the same read event on both sides.",
+                "",
+                "| workers | conns | sharing cost (headline) | filter alone (unfiltered+read "
+                "req/s / sharing req/s) | read event alone (unfiltered req/s / unfiltered+read "
+                "req/s) |",
+                "|---:|---:|---:|---:|---:|",
+            ]
+            for row in summary:
+                r = row["ratio"]
+                lines.append(
+                    f"| {row['workers']} | {row['connections']} | {r['cost']:.2f} | "
+                    f"{r['filter_cost']:.2f} | {r['read_cost']:.2f} |"
+                )
     return "\n".join(lines)
 
 

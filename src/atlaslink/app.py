@@ -21,9 +21,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atlaslink import __version__
-from atlaslink.audit.service import ReadLedger, flush_reads, read_ledger, request_id_var
+from atlaslink.audit.batch import ReadBatcher, ReadNotRecorded
+from atlaslink.audit.service import (
+    ReadLedger,
+    flush_reads,
+    read_ledger,
+    request_id_var,
+    take_read_event,
+)
 from atlaslink.config import get_settings
-from atlaslink.db import get_engine
+from atlaslink.db import get_engine, is_postgres, make_engine
+from atlaslink.models import AuditEvent
 from atlaslink.web import problems
 from atlaslink.web.deps import LoginRequired
 
@@ -120,10 +128,15 @@ class UnitOfWork:
     the response starts, before that message is passed on: a failed commit can still become a
     409, and a streamed response never holds the transaction open. An unhandled exception
     rolls back and becomes a 500 problem naming the request id, never a trace.
+
+    With ``reads`` (PostgreSQL), a request whose transaction wrote nothing commits it and hands
+    its read event to that batcher, and its response starts only once the event is committed;
+    if it is not, the response is a 503 problem instead (nothing of it is sent).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, reads: ReadBatcher | None = None) -> None:
         self.app = app
+        self.reads = reads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,7 +171,9 @@ class UnitOfWork:
             if db is not None:
                 state["db"] = None
                 used.append(db)
-                await run_in_threadpool(_finish, db, ledger, commit)
+                event = await run_in_threadpool(_finish, db, ledger, commit, self.reads is not None)
+                if event is not None and self.reads is not None:
+                    await self.reads.record(event)
 
         async def send_problem(status: int, title: str, detail: str) -> None:
             await problems.problem(Request(scope), status, title, detail)(scope, receive, send_on)
@@ -171,6 +186,15 @@ class UnitOfWork:
                 commit = message["status"] < 400 or bool(state.get("commit_on_error"))
                 try:
                     await end_transaction(commit)
+                except ReadNotRecorded:
+                    await send_problem(
+                        503,
+                        "Service unavailable",
+                        "Your read could not be recorded in the audit log, so nothing is shown. "
+                        f"Try again. Request id {rid}.",
+                    )
+                    replaced = True
+                    return
                 except Exception:
                     log.exception("commit failed in request %s", rid)
                     await send_problem(
@@ -221,15 +245,30 @@ def _rollback_and_close(db: Session) -> None:
         db.close()
 
 
-def _finish(db: Session, ledger: ReadLedger, commit: bool) -> None:
+def _finish(db: Session, ledger: ReadLedger, commit: bool, batched: bool) -> AuditEvent | None:
+    """End the request's transaction. Its read event is appended in it, unless ``batched`` and
+    the transaction wrote nothing: then it is returned, for the batcher, after the commit."""
     try:
-        if commit:
-            flush_reads(db, ledger)
-            db.commit()
-        else:
+        if not commit:
             db.rollback()
+            return None
+        if batched and not _wrote(db):
+            event = take_read_event(ledger)
+            db.commit()  # nothing written: no WAL flush to wait for
+            return event
+        flush_reads(db, ledger)
+        db.commit()
+        return None
     finally:
         db.close()
+
+
+def _wrote(db: Session) -> bool:
+    """Whether the transaction has written anything (PostgreSQL: it has a transaction id)."""
+    if not db.in_transaction():
+        return False
+    db.flush()
+    return bool(db.scalar(text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")))
 
 
 def create_app(
@@ -237,6 +276,7 @@ def create_app(
     session_factory: sessionmaker[Session] | None = None,
     *,
     run_jobs: bool | None = None,
+    group_reads: bool | None = None,
 ) -> FastAPI:
     settings = get_settings()
     # The server started by `atlaslink serve` (no engine given) runs the background job of
@@ -289,7 +329,13 @@ def create_app(
             target += "?next=" + request.url.path
         return RedirectResponse(target, status_code=303)
 
-    app.add_middleware(UnitOfWork)
+    # Read events in groups on PostgreSQL (audit.batch); SQLite serialises writers anyway.
+    app.state.read_batcher = None
+    if group_reads is None:
+        group_reads = settings.read_events_in_groups
+    if group_reads and is_postgres(engine):
+        app.state.read_batcher = ReadBatcher(session_factory or _batch_sessions(engine))
+    app.add_middleware(UnitOfWork, reads=app.state.read_batcher)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     def healthz() -> dict[str, str]:
@@ -321,6 +367,19 @@ def create_app(
     if serving:
         _settle_after_start_up()
     return app
+
+
+def _batch_sessions(engine: Engine) -> sessionmaker[Session]:
+    """The read batcher's own connection (it writes one batch at a time), not taken from the
+    requests' pool and not pinged before each batch: after a lost connection, one batch fails
+    (its requests answer 503) and the next one connects again."""
+    own = make_engine(
+        engine.url.render_as_string(hide_password=False),
+        pool_size=1,
+        max_overflow=0,
+        pool_pre_ping=False,
+    )
+    return sessionmaker(bind=own, expire_on_commit=False)
 
 
 def _settle_after_start_up() -> None:

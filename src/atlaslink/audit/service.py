@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, insert, select, text, update
+from sqlalchemy import JSON, Connection, bindparam, insert, null, select, text, update
 from sqlalchemy.orm import Session
 
 from atlaslink.auth.principal import Principal
@@ -145,31 +145,11 @@ _PG_APPEND = text(
 _PREV, _SEQ = "@@prev-hash@@", "@@seq@@"
 
 
-def _append_row(
-    session: Session,
-    actor: Principal,
-    action: str,
-    object_type: str,
-    object_id: str,
-    *,
-    unit_id: int | None,
-    after: dict[str, Any],
-) -> None:
+def _append_row(session: Session, event: AuditEvent) -> None:
     """:func:`append` without the ORM's unit of work, for the read event most requests end
-    with: the same chain and lock, held for as short a time as possible."""
+    with (from :func:`take_read_event`): the same chain and lock, held for as short a time as
+    possible."""
     conn = session.connection()
-    event = AuditEvent(
-        occurred_at=utcnow(),
-        actor_user_id=actor.user_id,
-        actor_label=actor.label,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        unit_id=unit_id,
-        before=None,
-        after=after,
-        request_id=request_id_var.get(),
-    )
     if conn.dialect.name == "postgresql":
         # compute_hash's text with markers where the tip and the sequence number go.
         event.seq, event.prev_hash = _SEQ, _PREV  # type: ignore[assignment]
@@ -201,23 +181,7 @@ def _append_row(
     seq, prev_hash = conn.execute(_TAKE_HEAD).one()
     event.seq, event.prev_hash = seq, prev_hash
     event.hash = compute_hash(event)
-    conn.execute(
-        insert(AuditEvent).values(
-            seq=event.seq,
-            occurred_at=event.occurred_at,
-            actor_user_id=event.actor_user_id,
-            actor_label=event.actor_label,
-            action=event.action,
-            object_type=event.object_type,
-            object_id=event.object_id,
-            unit_id=event.unit_id,
-            before=None,
-            after=event.after,
-            request_id=event.request_id,
-            prev_hash=event.prev_hash,
-            hash=event.hash,
-        )
-    )
+    conn.execute(insert(AuditEvent).values(_columns(event)))
     conn.execute(_SEAL_HEAD, {"prev": prev_hash, "h": event.hash})
 
 
@@ -263,25 +227,87 @@ def note_read(object_type: str, object_id: str | int, unit_id: int, groups: list
 
 def flush_reads(session: Session, ledger: ReadLedger, action: str = "read") -> None:
     """Append one event naming who read which objects, if anything beyond network-wide was read."""
-    if not ledger.objects or ledger.actor is None:
+    event = take_read_event(ledger, action)
+    if event is None:
         return
+    # Written in the open transaction before it commits; the ORM is not needed for it.
+    session.flush()
+    _append_row(session, event)
+
+
+def take_read_event(ledger: ReadLedger, action: str = "read") -> AuditEvent | None:
+    """The event :func:`flush_reads` would append, not yet in the chain (no sequence number,
+    link or hash), for :func:`append_events`; the ledger is emptied."""
+    if not ledger.objects or ledger.actor is None:
+        return None
     objects = [
         {"type": t, "id": i, "groups": sorted(g)} for (t, i), g in sorted(ledger.objects.items())
     ]
     unit_ids = sorted(ledger.units)
-    # Written in the open transaction before it commits; the ORM is not needed for it.
-    session.flush()
-    _append_row(
-        session,
-        ledger.actor,
-        action,
-        "disclosure",
-        ",".join(f"{o['type']}:{o['id']}" for o in objects[:20]),
-        unit_id=unit_ids[0] if len(unit_ids) == 1 else None,
-        after=jsonable({"objects": objects, "units": unit_ids}),
-    )
     ledger.objects.clear()
     ledger.units.clear()
+    return AuditEvent(
+        occurred_at=utcnow(),
+        actor_user_id=ledger.actor.user_id,
+        actor_label=ledger.actor.label,
+        action=action,
+        object_type="disclosure",
+        object_id=",".join(f"{o['type']}:{o['id']}" for o in objects[:20]),
+        unit_id=unit_ids[0] if len(unit_ids) == 1 else None,
+        before=None,
+        after=jsonable({"objects": objects, "units": unit_ids}),
+        request_id=request_id_var.get(),
+    )
+
+
+def append_events(conn: Connection, events: list[AuditEvent]) -> None:
+    """Append read ``events`` (no "before") to the chain in this order, in the connection's
+    open transaction: the head locked once, the hashes computed in order, one INSERT of all the
+    rows (read events in groups, ``audit.batch``). The events are filled in (sequence number,
+    link, hash)."""
+    if not events:
+        return
+    seq, tip = conn.execute(
+        select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+    ).one()
+    for event in events:
+        seq += 1
+        event.seq, event.prev_hash = seq, tip
+        event.hash = tip = compute_hash(event)
+    # Compiled once whatever the batch's size; with RETURNING, SQLAlchemy sends the rows as one
+    # multi-row INSERT ("insertmanyvalues"). Read events have no "before": left out, NULL.
+    rows = [_columns(e) for e in events]
+    for row in rows:
+        del row["before"]
+    conn.execute(_INSERT_READS, rows)
+    conn.execute(_MOVE_HEAD, {"seq": seq, "prev": events[-1].prev_hash, "h": tip})
+
+
+_INSERT_READS = insert(AuditEvent).returning(AuditEvent.id)
+_MOVE_HEAD = (
+    update(AuditHead)
+    .where(AuditHead.id == 1)
+    .values(seq=bindparam("seq"), prev_hash=bindparam("prev"), hash=bindparam("h"))
+)
+
+
+def _columns(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "occurred_at": event.occurred_at,
+        "actor_user_id": event.actor_user_id,
+        "actor_label": event.actor_label,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "unit_id": event.unit_id,
+        # SQL NULL, as the other appends store an absent snapshot (not JSON null).
+        "before": null() if event.before is None else event.before,
+        "after": null() if event.after is None else event.after,
+        "request_id": event.request_id,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
 
 
 # --- verification ---------------------------------------------------------------------------
