@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from atlaslink.auth.permissions import Permission
 from atlaslink.auth.principal import Principal
 from atlaslink.errors import Conflict, Forbidden, Invalid, NotFound
-from atlaslink.models import Arrangement, ManifestItem, MovementRecord, Offer, Unit, utcnow
+from atlaslink.models import Arrangement, ManifestItem, MovementRecord, Offer, utcnow
 from atlaslink.operations import offer_equipment, schemas, service, timeline
 from atlaslink.operations.answers import _offer_for_update, _set_offer
 from atlaslink.operations.states import (
@@ -31,11 +31,6 @@ def _arrangement(session: Session, offer: Offer) -> Arrangement:
     if arr is None:
         raise Conflict("This offer has no arrangements record (it was not accepted).")
     return arr
-
-
-def _unit_code(session: Session, unit_id: int) -> str:
-    unit = session.get(Unit, unit_id)
-    return unit.code if unit else str(unit_id)
 
 
 def update_arrangement(
@@ -61,7 +56,8 @@ def update_arrangement(
         p,
         req,
         "arrangement.edited",
-        f"Arrangements with {_unit_code(session, offer.unit_id)} edited (revision {arr.revision})",
+        f"Arrangements with {timeline.unit_code(session, offer.unit_id)} edited "
+        f"(revision {arr.revision})",
         unit_id=offer.unit_id,
         offer_id=offer.id,
         scope="parties",
@@ -93,7 +89,7 @@ def confirm_arrangement(
     if own:
         arr.assisting_confirmed_at, arr.assisting_confirmed_by = now, p.label
     session.flush()
-    code = _unit_code(session, offer.unit_id)
+    code = timeline.unit_code(session, offer.unit_id)
     timeline.record(
         session,
         p,
@@ -151,8 +147,8 @@ def add_manifest_item(
         p,
         req,
         "manifest.declared",
-        f"{_unit_code(session, offer.unit_id)} declares {item.quantity} x {item.description} "
-        f"({item.category})",
+        f"{timeline.unit_code(session, offer.unit_id)} declares "
+        f"{item.quantity} x {item.description} ({item.category})",
         unit_id=offer.unit_id,
         offer_id=offer.id,
         scope="parties",
@@ -285,7 +281,7 @@ def set_status(
     session.flush()
     if target == OS.HOME:
         offer_equipment.release(session, p, req, offer, "team home")
-    code = _unit_code(session, offer.unit_id)
+    code = timeline.unit_code(session, offer.unit_id)
     timeline.record(
         session,
         p,
@@ -328,7 +324,7 @@ def ask_status(session: Session, p: Principal, request_id: int, offer_id: int) -
     p.require(Permission.REQUESTS_CREATE)
     if offer.status not in REPORTS_STATUS:
         raise Conflict(f"A team that is {offer.status} has no deployment status to report.")
-    code = _unit_code(session, offer.unit_id)
+    code = timeline.unit_code(session, offer.unit_id)
     timeline.record(
         session,
         p,
@@ -360,7 +356,7 @@ def confirm_status(
     if not (own or requester):
         raise Forbidden("Only the two parties report a team's status.")
     p.require(Permission.DEPLOYMENTS_REPORT if own else Permission.REQUESTS_CREATE)
-    code = _unit_code(session, offer.unit_id)
+    code = timeline.unit_code(session, offer.unit_id)
     timeline.record(
         session,
         p,
@@ -392,7 +388,7 @@ def recall(session: Session, p: Principal, request_id: int, offer_id: int, reaso
     offer.recalled_at = utcnow()
     session.flush()
     offer_equipment.release(session, p, req, offer, "team recalled")
-    code = _unit_code(session, offer.unit_id)
+    code = timeline.unit_code(session, offer.unit_id)
     timeline.record(
         session,
         p,

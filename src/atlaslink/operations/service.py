@@ -692,8 +692,7 @@ def stand_down(session: Session, p: Principal, request_id: int, reason: str) -> 
         before = offer.status
         offer.status = OS.STOOD_DOWN
         offer.status_changed_at = now
-        unit = session.get(Unit, offer.unit_id)
-        code = unit.code if unit is not None else str(offer.unit_id)
+        code = timeline.unit_code(session, offer.unit_id)
         timeline.record(
             session,
             p,

@@ -22,6 +22,7 @@ from atlaslink.models import (
     AssistanceRequest,
     Notification,
     OperationEvent,
+    Unit,
     User,
     UserPreferences,
     utcnow,
@@ -41,6 +42,12 @@ def event_signal(event: OperationEvent) -> str:
 
 def notification_signal(n: Notification) -> str:
     return f"{n.id}:{n.user_id}:{int(n.urgent)}"
+
+
+def unit_code(session: Session, unit_id: int) -> str:
+    """How the timeline names a unit: its code."""
+    unit = session.get(Unit, unit_id)
+    return unit.code if unit else str(unit_id)
 
 
 def record(
