@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -378,10 +378,16 @@ def import_(
     """Import capability rows from XLSX or CSV: all rows or none."""
     from atlaslink.registry import spreadsheets
 
+    import_rows(spreadsheets.import_registry, path, as_user, dry_run)
+
+
+def import_rows(importer: Callable[..., Any], path: Path, as_user: str, dry_run: bool) -> None:
+    """Run a spreadsheet import (``registry`` or ``equipment`` spreadsheets) as ``as_user``,
+    with progress; every row's problems are printed and nothing is applied if there is one."""
     with handled(), unit_of_work() as session, progress_bar() as bar:
         actor = _acting(session, as_user)
         task = bar.add_task("applying rows", total=None)
-        report = spreadsheets.import_registry(
+        report = importer(
             session,
             actor,
             path.name,

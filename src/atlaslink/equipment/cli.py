@@ -16,8 +16,8 @@ from atlaslink.cli import (
     err,
     fail,
     handled,
+    import_rows,
     out,
-    progress_bar,
 )
 from atlaslink.db import unit_of_work
 
@@ -87,27 +87,7 @@ def import_(
     """Import inventory rows from XLSX or CSV: all rows or none; the same file twice is a no-op."""
     from atlaslink.equipment import spreadsheets
 
-    with handled(), unit_of_work() as session, progress_bar() as bar:
-        actor = _acting(session, as_user)
-        task = bar.add_task("applying rows", total=None)
-        report = spreadsheets.import_inventory(
-            session,
-            actor,
-            path.name,
-            path.read_bytes(),
-            dry_run=dry_run,
-            progress=lambda i, n: bar.update(task, completed=i, total=n),
-        )
-        if report.errors:
-            for e in report.errors[:200]:
-                err.print(f"row {e.row}, column {e.column} ({e.value!r}): {e.message}")
-            session.rollback()
-            raise fail(f"{len(report.errors)} problem(s) in {path.name}; nothing was applied", 2)
-    verb = "would apply" if dry_run else "applied"
-    out.print(
-        f"{verb} {report.rows} rows: {report.created} created, {report.updated} updated, "
-        f"{report.unchanged} unchanged"
-    )
+    import_rows(spreadsheets.import_inventory, path, as_user, dry_run)
 
 
 @equipment_app.command("export")
