@@ -46,10 +46,12 @@ from typing import Any
 import httpx
 import psycopg
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.lock import benchmark_lock
+
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 DB_NAME = "atlaslink_bench_equipment"
 RESULTS = Path(__file__).resolve().parent / "results"
-LOCK = Path("/tmp/atlaslink-benching")
 SEED = 20261202
 RADII = (300.0, 500.0, 800.0, 1200.0)
 
@@ -63,35 +65,6 @@ WHERE i.category_id = %(category_id)s
     WHERE r.item_id = i.id AND r.active AND r.starts_at < %(end)s AND r.ends_at > %(start)s)
 ORDER BY i.id LIMIT 50
 """
-
-
-@contextmanager
-def benchmark_lock(who: str, expected_seconds: float, wait_minutes: float) -> Iterator[None]:
-    """Wait while another benchmark holds the lock file (poll every 5 s), then hold it.
-
-    The file is created with O_EXCL, so two waiting benchmarks never both take it."""
-    deadline = time.monotonic() + wait_minutes * 60
-    last_note = 0.0
-    while True:
-        end = datetime.now(UTC) + timedelta(seconds=expected_seconds)
-        try:
-            fd = os.open(LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            if time.monotonic() > deadline:
-                sys.exit(f"{LOCK} still exists after {wait_minutes:g} min: another benchmark runs")
-            if time.monotonic() - last_note > 60:
-                holder = LOCK.read_text().strip() if LOCK.exists() else "?"
-                print(f"# waiting: {LOCK} exists ({holder})", file=sys.stderr)
-                last_note = time.monotonic()
-            time.sleep(5)
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{who} until about {end:%Y-%m-%d %H:%M:%S} UTC\n")
-        break
-    try:
-        yield
-    finally:
-        LOCK.unlink(missing_ok=True)
 
 
 def machine(conn: psycopg.Connection[Any]) -> dict[str, Any]:

@@ -45,11 +45,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.lock import benchmark_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -64,35 +66,9 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "observer": ("/api/v1/units", "bench.observer"),
     "unfiltered+read": ("/bench/units-unfiltered-read", "bench.duty"),
 }
-# One benchmark at a time on this machine (the same protocol as bench/bench_rank_line.py).
-LOCK = Path("/tmp/atlaslink-benching")
 TARGET_P95_MS = 50.0
 TARGET_RPS = 200.0
 TARGET_OVERHEAD = 0.25
-
-
-@contextmanager
-def benchmark_lock(name: str, expected_seconds: float, wait_minutes: float) -> Iterator[None]:
-    """Wait (polling every 30 s, at most ``wait_minutes``) while another benchmark holds the
-    lock file, then hold it until the block ends, also when the process is terminated."""
-    deadline = time.monotonic() + wait_minutes * 60
-    while LOCK.exists():
-        if time.monotonic() > deadline:
-            sys.exit(f"{LOCK} still exists after {wait_minutes:g} min: another benchmark runs")
-        try:
-            holder = LOCK.read_text().strip()
-        except OSError:
-            holder = "?"
-        print(f"# waiting: {LOCK} exists ({holder})", file=sys.stderr, flush=True)
-        time.sleep(30)
-    # finally blocks run on SystemExit, so a terminated run still gives the lock back.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    end = datetime.now(UTC) + timedelta(seconds=expected_seconds)
-    LOCK.write_text(f"{name} until about {end:%Y-%m-%d %H:%M:%S} UTC\n")
-    try:
-        yield
-    finally:
-        LOCK.unlink(missing_ok=True)
 
 
 def int_list(text: str) -> list[int]:

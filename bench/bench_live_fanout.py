@@ -45,15 +45,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.lock import benchmark_lock
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-LOCK = Path("/tmp/atlaslink-benching")
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 DB_NAME = "atlaslink_bench_live"
 BARE_CHANNEL = "atlaslink_bench_bare"
@@ -153,23 +154,6 @@ def client_main(args: argparse.Namespace) -> None:
 
 
 # --- the orchestrator --------------------------------------------------------------------
-
-
-@contextmanager
-def benchmark_lock(expected_seconds: float, wait_minutes: float) -> Iterator[None]:
-    """Wait while another benchmark holds the lock file (poll every 30 s), then hold it."""
-    deadline = time.monotonic() + wait_minutes * 60
-    while LOCK.exists():
-        if time.monotonic() > deadline:
-            sys.exit(f"{LOCK} still exists after {wait_minutes:g} min: another benchmark runs")
-        print(f"# waiting: {LOCK} exists ({LOCK.read_text().strip()})", file=sys.stderr)
-        time.sleep(30)
-    end = datetime.now(UTC) + timedelta(seconds=expected_seconds)
-    LOCK.write_text(f"bench_live_fanout.py until about {end:%Y-%m-%d %H:%M:%S} UTC\n")
-    try:
-        yield
-    finally:
-        LOCK.unlink(missing_ok=True)
 
 
 def machine() -> dict[str, Any]:
@@ -559,7 +543,7 @@ def main() -> None:
         client_main(args)
         return
     expected = 60 + args.rounds * args.events * 2 * args.spacing
-    with benchmark_lock(expected, args.wait_minutes):
+    with benchmark_lock("bench_live_fanout.py", expected, args.wait_minutes):
         info = machine()
         result = run(args)
     result["machine"] = info

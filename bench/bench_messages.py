@@ -62,7 +62,8 @@ from atlaslink.operations import answers, views  # noqa: E402
 from atlaslink.operations import schemas as ops  # noqa: E402
 from atlaslink.operations import service as ops_service  # noqa: E402
 from atlaslink.operations.policy import involvement  # noqa: E402
-from bench.bench_rank_line import benchmark_lock, calibration_ms, load_average  # noqa: E402
+from bench.bench_rank_line import calibration_ms, load_average  # noqa: E402
+from bench.lock import benchmark_lock  # noqa: E402
 from bench.receiver import Receiver  # noqa: E402
 
 SECRET = "bench-secret"
@@ -154,7 +155,7 @@ def main() -> None:
     get_settings().schema_dir = args.schemas
     # Deliveries in batches of 200, no back-off (every message succeeds at once).
     get_settings().delivery_batch = 200
-    with benchmark_lock(expected_seconds=600, wait_minutes=args.wait_minutes):
+    with benchmark_lock("bench_messages.py", 600, args.wait_minutes):
         run(args)
 
 

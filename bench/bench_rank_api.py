@@ -69,8 +69,9 @@ from bench.bench_list_units import (
     source_version,
     wait_for_quiet,
 )
-from bench.bench_rank_line import SEED, Scenario, benchmark_lock
+from bench.bench_rank_line import SEED, Scenario
 from bench.load_registry import tokens_file
+from bench.lock import benchmark_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -364,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = " ".join([".venv/bin/python bench/bench_rank_api.py", *(argv or sys.argv[1:])])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     info = machine()
-    with benchmark_lock(args.expected_seconds, args.wait_minutes, "bench_rank_api.py"):
+    with benchmark_lock("bench_rank_api.py", args.expected_seconds, args.wait_minutes):
         engine = make_engine(url)
         try:
             with Session(engine) as s:

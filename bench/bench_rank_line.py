@@ -43,8 +43,7 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -70,10 +69,12 @@ from atlaslink.models import (
 from atlaslink.operations import matching, matching_columns
 from atlaslink.registry import version as registry_version
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.lock import benchmark_lock
+
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 DB_NAME = "atlaslink_bench_ops"
 RESULTS = Path(__file__).resolve().parent / "results"
-LOCK = Path("/tmp/atlaslink-benching")
 SEED = 20261124
 VARIANTS = ("baseline", "statement", "rank_line_sql", "rank_line")
 
@@ -94,25 +95,6 @@ def machine(session: Session) -> dict[str, Any]:
         "postgresql": session.scalar(text("SHOW server_version")),
         "kernel": platform.release(),
     }
-
-
-@contextmanager
-def benchmark_lock(
-    expected_seconds: float, wait_minutes: float, name: str = "bench_rank_line.py"
-) -> Iterator[None]:
-    """Wait while another benchmark holds the lock file (poll every 30 s), then hold it."""
-    deadline = time.monotonic() + wait_minutes * 60
-    while LOCK.exists():
-        if time.monotonic() > deadline:
-            sys.exit(f"{LOCK} still exists after {wait_minutes:g} min: another benchmark runs")
-        print(f"# waiting: {LOCK} exists ({LOCK.read_text().strip()})", file=sys.stderr)
-        time.sleep(30)
-    end = datetime.now(UTC) + timedelta(seconds=expected_seconds)
-    LOCK.write_text(f"{name} until about {end:%Y-%m-%d %H:%M:%S} UTC\n")
-    try:
-        yield
-    finally:
-        LOCK.unlink(missing_ok=True)
 
 
 def calibration_ms() -> float:
@@ -629,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = " ".join(["bench/bench_rank_line.py", *(argv or sys.argv[1:])])
     # A terminated run must still give the lock file back (finally blocks run on SystemExit).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    with benchmark_lock(args.expected_seconds, args.wait_minutes):
+    with benchmark_lock("bench_rank_line.py", args.expected_seconds, args.wait_minutes):
         result = run(args)
     text_md = markdown(result, f".venv/bin/python {command}")
     print(text_md)

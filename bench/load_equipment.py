@@ -33,7 +33,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import load_registry
-from bench.bench_equipment_search import benchmark_lock
+from bench.lock import benchmark_lock
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 SEED = 20261201
