@@ -297,3 +297,34 @@ def test_search_by_distance_road_time_and_transport(api_as, db: Session) -> None
     assert page["total"] == 3 and page["pages"] == 3 and len(page["items"]) == 1
     item = fr.get("/api/v1/equipment", params={"q": "geotest", "near": "vienna"}).json()["items"][1]
     assert 500 < item["distance_km"] < 550 and 9.3 < item["eta_hours"] < 9.8
+
+
+def test_registering_and_editing_an_item_from_the_form(pages_as, db: Session) -> None:  # type: ignore[no-untyped-def]
+    commander = pages_as("commander.at")
+    page = commander.get("/equipment/new")
+    form = {
+        "ref": "FORM-1",
+        "category": "counter_drone",
+        "model": "Skywall 100",
+        "weight_kg": "heavy",
+        "audience": "network",
+        "csrf_token": csrf_of(page.text),
+    }
+    # A bad value: the form comes back with the reason and what was typed; nothing is saved.
+    r = commander.post("/equipment/new", data=form, follow_redirects=False)
+    assert r.status_code == 422 and 'role="alert"' in r.text and "Weight" in r.text
+    assert 'value="FORM-1"' in r.text
+    assert db.scalar(select(EquipmentItem.id).where(EquipmentItem.ref == "FORM-1")) is None
+    r = commander.post("/equipment/new", data={**form, "weight_kg": "95"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    item_id = db.scalar(select(EquipmentItem.id).where(EquipmentItem.ref == "FORM-1"))
+    assert item_id is not None and f"/equipment/{item_id}" in r.headers["location"]
+    page = commander.get(f"/equipment/{item_id}/edit")
+    assert page.status_code == 200 and "Skywall 100" in page.text
+    edit = {**form, "model": "", "weight_kg": "95", "csrf_token": csrf_of(page.text)}
+    r = commander.post(f"/equipment/{item_id}/edit", data=edit, follow_redirects=False)
+    assert r.status_code == 422 and "Edit: Skywall 100" in r.text
+    assert 'role="alert"' in r.text and "<strong>model</strong>" in r.text
+    db.expire_all()
+    item = db.get(EquipmentItem, item_id)
+    assert item is not None and item.model == "Skywall 100"

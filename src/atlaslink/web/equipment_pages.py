@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from atlaslink.auth.permissions import Permission
@@ -172,18 +173,33 @@ def _validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/equipment/new", response_class=HTMLResponse)
-def new_item(request: Request, page: Page, db: DB) -> Response:
-    page.principal.require(Permission.EQUIPMENT_EDIT_OWN)
+def _form_page(
+    request: Request,
+    db: Session,
+    item: schemas.Item | None,
+    *,
+    form: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    status: int = 200,
+) -> Response:
+    """The register / edit form of an item (``item`` None for a new one), with what was typed
+    and the problems found when it is shown again."""
     return render(
         request,
         "equipment_form.html",
-        item=None,
-        form={},
-        errors=[],
+        status,
+        item=item,
+        form=form or {},
+        errors=errors or [],
         categories=service.categories(db).categories,
         **_context(),
     )
+
+
+@router.get("/equipment/new", response_class=HTMLResponse)
+def new_item(request: Request, page: Page, db: DB) -> Response:
+    page.principal.require(Permission.EQUIPMENT_EDIT_OWN)
+    return _form_page(request, db, None)
 
 
 @router.post("/equipment/new")
@@ -201,16 +217,7 @@ async def new_item_submit(request: Request, page: Page, db: DB) -> Response:
         errors = [{"message": exc.detail}, *exc.errors]
     else:
         return redirect(f"/equipment/{item.id}?saved=Registered")
-    return render(
-        request,
-        "equipment_form.html",
-        422,
-        item=None,
-        form=form,
-        errors=errors,
-        categories=service.categories(db).categories,
-        **_context(),
-    )
+    return _form_page(request, db, None, form=form, errors=errors, status=422)
 
 
 # --- loans ------------------------------------------------------------------------------------
@@ -619,15 +626,7 @@ def edit_item(request: Request, item_id: int, page: Page, db: DB) -> Response:
     item = service.get_item(db, page.principal, item_id)
     if "edit" not in item.actions:
         raise Invalid("You may change only your own unit's equipment.")
-    return render(
-        request,
-        "equipment_form.html",
-        item=item,
-        form={},
-        errors=[],
-        categories=service.categories(db).categories,
-        **_context(),
-    )
+    return _form_page(request, db, item)
 
 
 @router.post("/equipment/{item_id}/edit")
@@ -649,13 +648,4 @@ async def edit_item_submit(request: Request, item_id: int, page: Page, db: DB) -
     else:
         return redirect(f"/equipment/{item_id}?saved=Saved")
     item = service.get_item(db, page.principal, item_id)
-    return render(
-        request,
-        "equipment_form.html",
-        422,
-        item=item,
-        form=form,
-        errors=errors,
-        categories=service.categories(db).categories,
-        **_context(),
-    )
+    return _form_page(request, db, item, form=form, errors=errors, status=422)
