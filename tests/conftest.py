@@ -136,9 +136,19 @@ def db(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+@pytest.fixture(scope="session")
+def shared_app(database: Database):  # type: ignore[no-untyped-def]
+    """One application for the whole run: FastAPI builds each route's dependency graph at the
+    first request an application serves, which costs more than most tests."""
+    return create_app(database.engine, sessionmaker(bind=database.engine))
+
+
 @pytest.fixture
-def app(database: Database, factory: sessionmaker[Session]):  # type: ignore[no-untyped-def]
-    return create_app(database.engine, factory)
+def app(shared_app, factory: sessionmaker[Session]):  # type: ignore[no-untyped-def]
+    """The shared application, serving this test's rolled-back transaction."""
+    shared_app.state.sessionmaker = factory
+    yield shared_app
+    shared_app.state.sessionmaker = None
 
 
 @pytest.fixture
