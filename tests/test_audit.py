@@ -184,3 +184,57 @@ def test_read_events_and_changes_interleave_in_one_chain(db: Session) -> None:
     db.expire_all()
     result = audit.verify(db)
     assert not result.ok and result.first_bad_seq == reads[-2].seq
+
+
+def _end_request(database, *, write: bool, wait_for_flush: bool) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]
+    """End a request's transaction as the middleware does (app._finish), inside a transaction
+    of this test that is rolled back afterwards: the transaction's synchronous_commit at its
+    end, and the actions it appended to the chain."""
+    from atlaslink.app import _finish
+    from atlaslink.audit.service import ReadLedger
+    from atlaslink.auth.principal import Principal
+    from atlaslink.models import Unit
+
+    with database.engine.connect() as c:
+        outer = c.begin()
+        try:
+            db = Session(bind=c, join_transaction_mode="create_savepoint")
+            before = c.scalar(text("SELECT max(id) FROM audit_events")) or 0
+            unit = db.get(Unit, unit_id(db, "AT-ADLER"))
+            assert unit is not None
+            if write:  # pending, not yet flushed: it counts as written all the same
+                unit.base_location = "Wien-Simmering"
+            ledger = ReadLedger(actor=Principal(kind="user", label="duty.de", user_id=None))
+            ledger.note("unit", unit.id, unit.id, ["contacts"])
+            _finish(db, ledger, True, False, wait_for_flush)
+            setting = c.scalar(text("SHOW synchronous_commit")) if is_postgres() else "n/a"
+            actions = list(
+                c.scalars(
+                    text("SELECT action FROM audit_events WHERE id > :n ORDER BY id"),
+                    {"n": before},
+                )
+            )
+        finally:
+            outer.rollback()
+    return str(setting), actions
+
+
+@pytest.mark.skipif(not is_postgres(), reason="synchronous_commit is PostgreSQL's")
+def test_a_read_only_request_commits_its_read_event_without_waiting_for_the_flush(
+    database,  # type: ignore[no-untyped-def]
+) -> None:
+    assert _end_request(database, write=False, wait_for_flush=False) == ("off", ["read"])
+
+
+@pytest.mark.skipif(not is_postgres(), reason="synchronous_commit is PostgreSQL's")
+def test_a_request_that_wrote_waits_for_the_flush(database) -> None:  # type: ignore[no-untyped-def]
+    assert _end_request(database, write=True, wait_for_flush=False) == ("on", ["read"])
+
+
+@pytest.mark.skipif(not is_postgres(), reason="synchronous_commit is PostgreSQL's")
+def test_waiting_for_the_flush_can_be_required(database) -> None:  # type: ignore[no-untyped-def]
+    assert _end_request(database, write=False, wait_for_flush=True) == ("on", ["read"])
+
+
+def test_a_read_event_is_appended_on_every_database(database) -> None:  # type: ignore[no-untyped-def]
+    assert _end_request(database, write=False, wait_for_flush=False)[1] == ["read"]

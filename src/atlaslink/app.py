@@ -134,9 +134,12 @@ class UnitOfWork:
     if it is not, the response is a 503 problem instead (nothing of it is sent).
     """
 
-    def __init__(self, app: ASGIApp, reads: ReadBatcher | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, reads: ReadBatcher | None = None, wait_for_flush: bool = True
+    ) -> None:
         self.app = app
         self.reads = reads
+        self.wait_for_flush = wait_for_flush
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -171,7 +174,9 @@ class UnitOfWork:
             if db is not None:
                 state["db"] = None
                 used.append(db)
-                event = await run_in_threadpool(_finish, db, ledger, commit, self.reads is not None)
+                event = await run_in_threadpool(
+                    _finish, db, ledger, commit, self.reads is not None, self.wait_for_flush
+                )
                 if event is not None and self.reads is not None:
                     await self.reads.record(event)
 
@@ -245,9 +250,13 @@ def _rollback_and_close(db: Session) -> None:
         db.close()
 
 
-def _finish(db: Session, ledger: ReadLedger, commit: bool, batched: bool) -> AuditEvent | None:
+def _finish(
+    db: Session, ledger: ReadLedger, commit: bool, batched: bool, wait_for_flush: bool
+) -> AuditEvent | None:
     """End the request's transaction. Its read event is appended in it, unless ``batched`` and
-    the transaction wrote nothing: then it is returned, for the batcher, after the commit."""
+    the transaction wrote nothing: then it is returned, for the batcher, after the commit.
+    Unless ``wait_for_flush``, a transaction that wrote nothing else commits its read event
+    without waiting for the WAL flush (PostgreSQL)."""
     try:
         if not commit:
             db.rollback()
@@ -256,11 +265,32 @@ def _finish(db: Session, ledger: ReadLedger, commit: bool, batched: bool) -> Aud
             event = take_read_event(ledger)
             db.commit()  # nothing written: no WAL flush to wait for
             return event
+        if ledger.objects and not wait_for_flush:
+            _commit_read_only_without_flush(db)
         flush_reads(db, ledger)
         db.commit()
         return None
     finally:
         db.close()
+
+
+# One round trip: synchronous_commit off for this transaction only, and only if it has written
+# nothing yet (no transaction id). SQLite has no such setting: its commit is the one it is.
+_NO_FLUSH_WAIT_IF_READ_ONLY = text(
+    "SELECT set_config('synchronous_commit', 'off', true) "
+    "WHERE pg_current_xact_id_if_assigned() IS NULL"
+)
+
+
+def _commit_read_only_without_flush(db: Session) -> None:
+    """Let a transaction that wrote nothing commit its read event without waiting for the WAL
+    flush (ADR 0002): PostgreSQL writes WAL in order, so a crash of the server can lose only the
+    newest such events, as if they had never been appended, and never leaves a gap in the chain
+    or touches a change (a change's commit waits, and flushes every event before it)."""
+    if db.get_bind().dialect.name != "postgresql":
+        return
+    db.flush()  # pending changes count as written
+    db.execute(_NO_FLUSH_WAIT_IF_READ_ONLY)
 
 
 def _wrote(db: Session) -> bool:
@@ -335,7 +365,11 @@ def create_app(
         group_reads = settings.read_events_in_groups
     if group_reads and is_postgres(engine):
         app.state.read_batcher = ReadBatcher(session_factory or _batch_sessions(engine))
-    app.add_middleware(UnitOfWork, reads=app.state.read_batcher)
+    app.add_middleware(
+        UnitOfWork,
+        reads=app.state.read_batcher,
+        wait_for_flush=settings.read_events_wait_for_flush,
+    )
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     def healthz() -> dict[str, str]:
