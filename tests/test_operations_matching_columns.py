@@ -190,8 +190,14 @@ def test_every_registry_write_the_columns_copy_is_seen(world: World, db: Session
     assert "by helicopter" in next(f.text for f in twin.factors if f.code == "eta")
 
     units["twin"].languages = ["de"]
+    units["twin"].base_location = "Aachen-Brand"
     db.flush()
-    same_ranking(world, req, line)
+    r = same_ranking(world, req, line)
+    twin = next(c for c in r.candidates if c.unit_code == code("TWIN"))
+    # What the viewer is shown of a candidate is kept per process too: it follows at once.
+    assert twin.shown["base_location"] == "Aachen-Brand" and twin.shown["languages"] == ["de"]
+    if "transport" in twin.shown:
+        assert [t["kind"] for t in twin.shown["transport"]] == ["helicopter"]
 
     rules = {g: SharingRuleIO(audience=Audience.NETWORK) for g in FieldGroup}
     rules[FieldGroup.EXISTENCE] = SharingRuleIO(audience=Audience.OWN_UNIT)

@@ -16,7 +16,8 @@ from atlaslink.app import create_app
 from atlaslink.auth import service as auth
 from atlaslink.auth.principal import SYSTEM
 from atlaslink.db import make_engine
-from atlaslink.models import VERSIONED_TABLES, User
+from atlaslink.demo import seed
+from atlaslink.models import VERSIONED_TABLES, Base, User
 from atlaslink.registry import schemas, service
 from atlaslink.registry import version as registry_version
 from atlaslink.registry.version import VersionedCache
@@ -143,11 +144,29 @@ def test_changes_made_in_another_session_or_by_plain_sql_are_seen(api_as, db: Se
 
 @pytest.mark.parametrize("table", VERSIONED_TABLES)
 def test_every_write_to_a_listed_table_gives_a_new_version(db: Session, table: str) -> None:
+    if not db.scalar(text(f"SELECT count(*) FROM {table}")):
+        seed.load_rules(db)  # the country rules and agreements of the demo (SQLite: row triggers)
     before = registry_version.current(db)
+    (key,) = Base.metadata.tables[table].primary_key.columns.keys()
     # A no-op update still runs the statement, which is what the triggers watch.
-    db.execute(text(f"UPDATE {table} SET id = id WHERE id = (SELECT min(id) FROM {table})"))
+    db.execute(
+        text(f"UPDATE {table} SET {key} = {key} WHERE {key} = (SELECT min({key}) FROM {table})")
+    )
     after = registry_version.current(db)
     assert after != before
+
+
+def test_a_country_rule_changed_in_the_transaction_is_ranked_with_at_once(db: Session) -> None:
+    """The ranking keeps every country's rules per process under the registry version: a rule
+    written a moment ago (here: the host now bars foreign arms) applies to the next ranking."""
+    from atlaslink.models import AssistanceRequest
+    from atlaslink.operations import matching, rules
+    from atlaslink.operations import schemas as op_schemas
+
+    req = AssistanceRequest(requesting_country="DE", legal_basis="prum_17", nature=["intervention"])
+    assert not matching.load_legal_context(db, req).host_prohibits_arms
+    rules.set_rules(db, SYSTEM, "DE", op_schemas.CountryRulesUpdate(prohibits_foreign_arms=True))
+    assert matching.load_legal_context(db, req).host_prohibits_arms
 
 
 def test_a_rolled_back_version_never_comes_back(db: Session) -> None:

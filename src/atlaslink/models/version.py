@@ -7,8 +7,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from atlaslink.models.base import Base
 
-# Tables whose every write gives the registry a new version (triggers of migrations 0004 and,
-# for transport_assets, 0012).
+# Tables whose every write gives the registry a new version (triggers of migrations 0004; 0009
+# for transport_assets; 0010 for the country rules and bilateral agreements).
 VERSIONED_TABLES = (
     "units",
     "networks",
@@ -17,6 +17,8 @@ VERSIONED_TABLES = (
     "sharing_rules",
     "sharing_targets",
     "transport_assets",
+    "country_settings",
+    "bilateral_agreements",
 )
 
 

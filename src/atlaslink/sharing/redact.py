@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from atlaslink.audit.service import note_read
 from atlaslink.auth.principal import Principal
@@ -157,12 +157,61 @@ def matrix_cells(
     return cells
 
 
+class CandidateUnit(Protocol):
+    """What :func:`candidate_view` reads of a unit (a ``Unit``, or a row of its columns)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def base_location(self) -> str: ...
+    @property
+    def languages(self) -> list[str]: ...
+
+
+class CandidateEntry(Protocol):
+    """What :func:`candidate_view` reads of a capability entry."""
+
+    @property
+    def level(self) -> int: ...
+    @property
+    def package_size(self) -> int | None: ...
+    @property
+    def notice_to_move_hours(self) -> int | None: ...
+    @property
+    def self_sufficiency_hours(self) -> int | None: ...
+    @property
+    def may_deploy_abroad(self) -> bool: ...
+    @property
+    def may_carry_arms_abroad(self) -> bool: ...
+    @property
+    def may_carry_explosives_abroad(self) -> bool: ...
+    @property
+    def last_validated(self) -> date | None: ...
+    @property
+    def validated_exercise(self) -> str | None: ...
+    @property
+    def confirmed_on(self) -> date: ...
+
+
+class CandidateTransport(Protocol):
+    """What :func:`candidate_view` reads of a transport asset."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def capacity_persons(self) -> int | None: ...
+
+
 def candidate_view(
     viewer: Principal,
-    unit: Unit,
+    unit: CandidateUnit,
     agreement: Agreement,
-    entry: CapabilityEntry,
-    transport: Sequence[TransportAsset],
+    entry: CandidateEntry,
+    transport: Sequence[CandidateTransport],
 ) -> dict[str, Any]:
     """What a viewer of a ranking sees of one candidate unit's entry for the ranked capability.
 
