@@ -69,12 +69,13 @@ class Settings(BaseSettings):
     # (audit.batch). Off: measured slower than one event per transaction on this 2-core
     # machine (BENCHMARKS.md, issue 2); kept for machines where the WAL flush dominates.
     read_events_in_groups: bool = False
-    # PostgreSQL: a request whose transaction wrote nothing but its read event commits without
-    # waiting for the WAL flush (synchronous_commit off for that transaction only; PostgreSQL
-    # flushes it within 3 x wal_writer_delay, 0.6 s by default). A crash of the database server
-    # itself can lose the last such read events, never a change or its event, and the chain
-    # stays whole (ADR 0002). True: every read event waits for the flush before the page goes.
-    read_events_wait_for_flush: bool = False
+    # PostgreSQL: false lets a request whose transaction wrote nothing but its read event commit
+    # without waiting for the WAL flush (synchronous_commit off for that transaction only;
+    # PostgreSQL flushes it within 3 x wal_writer_delay, 0.6 s by default). A crash of the
+    # database server itself can then lose the last such read events, never a change or its
+    # event, and the chain stays whole (ADR 0002). Measured ~0.5 ms less per read event on the
+    # 2-core benchmark machine, too little to give up durable reads by default.
+    read_events_wait_for_flush: bool = True
 
     # --- Equipment pool ------------------------------------------------------------------------
     # Largest photo attached to a handover or return record (JPEG or PNG, stored in the DB).
