@@ -73,8 +73,8 @@ class Settings(BaseSettings):
     # without waiting for the WAL flush (synchronous_commit off for that transaction only;
     # PostgreSQL flushes it within 3 x wal_writer_delay, 0.6 s by default). A crash of the
     # database server itself can then lose the last such read events, never a change or its
-    # event, and the chain stays whole (ADR 0002). Measured ~0.5 ms less per read event on the
-    # 2-core benchmark machine, too little to give up durable reads by default.
+    # event, and the chain stays whole (ADR 0002). Measured no consistent gain on the 2-core
+    # benchmark machine (BENCHMARKS.md, issue 2): not worth giving up durable reads by default.
     read_events_wait_for_flush: bool = True
 
     # --- Equipment pool ------------------------------------------------------------------------
