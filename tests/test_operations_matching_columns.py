@@ -196,8 +196,7 @@ def test_every_registry_write_the_columns_copy_is_seen(world: World, db: Session
     twin = next(c for c in r.candidates if c.unit_code == code("TWIN"))
     # What the viewer is shown of a candidate is kept per process too: it follows at once.
     assert twin.shown["base_location"] == "Aachen-Brand" and twin.shown["languages"] == ["de"]
-    if "transport" in twin.shown:
-        assert [t["kind"] for t in twin.shown["transport"]] == ["helicopter"]
+    assert [t["kind"] for t in twin.shown["transport"]] == ["helicopter"]
 
     rules = {g: SharingRuleIO(audience=Audience.NETWORK) for g in FieldGroup}
     rules[FieldGroup.EXISTENCE] = SharingRuleIO(audience=Audience.OWN_UNIT)

@@ -143,6 +143,18 @@ _PG_APPEND = text(
     bindparam("after", type_=JSON()),
 )
 _PREV, _SEQ = "@@prev-hash@@", "@@seq@@"
+# What a read event stores as given (no "before"; the chain columns come from the head).
+_READ_EVENT_FIELDS = (
+    "occurred_at",
+    "actor_user_id",
+    "actor_label",
+    "action",
+    "object_type",
+    "object_id",
+    "unit_id",
+    "after",
+    "request_id",
+)
 
 
 def _append_row(session: Session, event: AuditEvent) -> None:
@@ -157,22 +169,11 @@ def _append_row(session: Session, event: AuditEvent) -> None:
         before_prev, rest = canonical.split(_PREV) if canonical.count(_PREV) == 1 else ("", "")
         if rest.count(f'"{_SEQ}"') == 1:
             before_seq, after_seq = rest.split(f'"{_SEQ}"')
+            params = {f: getattr(event, f) for f in _READ_EVENT_FIELDS}
             conn.execute(
                 _PG_APPEND,
-                {
-                    "before_prev": before_prev,
-                    "before_seq": before_seq,
-                    "after_seq": after_seq,
-                    "occurred_at": event.occurred_at,
-                    "actor_user_id": event.actor_user_id,
-                    "actor_label": event.actor_label,
-                    "action": event.action,
-                    "object_type": event.object_type,
-                    "object_id": event.object_id,
-                    "unit_id": event.unit_id,
-                    "after": event.after,
-                    "request_id": event.request_id,
-                },
+                params
+                | {"before_prev": before_prev, "before_seq": before_seq, "after_seq": after_seq},
             )
             return
     # Elsewhere (SQLite serialises writers anyway), or if the content held a marker: three
