@@ -26,7 +26,6 @@ from atlaslink.auth.principal import Principal
 from atlaslink.db import make_engine
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
-READER = Principal(kind="user", label="bench.read-event", user_id=None)
 
 
 def median_ms(fn: Callable[[], object], n: int) -> float:
@@ -44,9 +43,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=300)
     args = p.parse_args(argv)
     engine = make_engine(f"{SERVER}/{args.database}")
+    with engine.connect() as conn:
+        # A real account as the actor, as a request has (its id goes into actor_user_id).
+        user_id, username = conn.execute(
+            text("SELECT id, username FROM users ORDER BY id LIMIT 1")
+        ).one()
+    reader = Principal(kind="user", label=username, user_id=user_id)
 
     def ledger() -> ReadLedger:
-        out = ReadLedger(actor=READER)
+        out = ReadLedger(actor=reader)
         for unit in (11, 22, 33):
             out.note("unit", unit, unit, ["contacts", "level"])
         return out

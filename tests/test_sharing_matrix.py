@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from atlaslink.auth.principal import SYSTEM
 from atlaslink.models import AuditEvent
 from atlaslink.registry import schemas, service
+from atlaslink.registry import version as registry_version
 from atlaslink.sharing.policy import Audience, FieldGroup
 from tests.conftest import unit_id
 
@@ -238,3 +239,38 @@ def test_platform_admin_sees_no_unit_data(client, api_as, pages_as, db):  # type
     pages = pages_as("admin")
     for path in (f"/units/{uid}", "/units", "/matrix", "/map", "/registry/export.csv"):
         assert pages.get(path).status_code == 403, path
+
+
+def test_viewers_listing_at_one_registry_version_each_see_their_own(setup, api_as):  # type: ignore[no-untyped-def]
+    """Listing items are kept per process for each class of viewer and registry version
+    (redact.unit_summaries): viewers who differ only in their country, unit or role list the same
+    unit at one version, in turn and twice over, and each sees what the agreement gives them; every
+    request that shows restricted groups appends its own read event, cached or not."""
+    db = setup
+    uid = share_all(db, Audience.LISTED)
+    clients = {v: api_as(v) for v in VIEWERS}
+    version = registry_version.current(db)
+    for _ in range(2):
+        for viewer, api in clients.items():
+            sees = viewer in SEES[Audience.LISTED]
+            before = db.scalar(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1))
+            (item,) = api.get("/api/v1/units", params={"q": TARGET}).json()["items"]
+            assert (item["contacts"] is not None) == sees, viewer
+            assert (item["capability_count"] is not None) == sees, viewer
+            assert ("existence" in item["visible_groups"]) == sees, viewer
+            reads = db.scalars(
+                select(AuditEvent).where(AuditEvent.seq > before, AuditEvent.action == "read")
+            ).all()
+            named = [
+                o
+                for ev in reads
+                for o in ev.after["objects"]  # type: ignore[index]
+                if o["id"] == str(uid)
+            ]
+            assert [ev.actor_label for ev in reads] == ([viewer] if sees else []), viewer
+            assert named == (
+                [{"type": "unit", "id": str(uid), "groups": ["contacts", "existence"]}]
+                if sees
+                else []
+            ), viewer
+    assert registry_version.current(db) == version, "the listings ran at one version"

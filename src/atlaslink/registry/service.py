@@ -78,7 +78,7 @@ def list_units_page(
     version = registry_version.current(session)
     rows, total = repo.directory_page(session, viewer, f, offset, limit, version=version)
     agreements = load_agreements(session, [r.id for r in rows], version=version)
-    items = [redact.unit_summary(viewer, r, agreements[r.id]) for r in rows]
+    items = redact.unit_summaries(viewer, rows, agreements, version=version)
     return page_dict(items, total, page, per_page)
 
 

@@ -141,6 +141,14 @@ _AUDIENCE_OF = {a.value: a for a in Audience}
 _ALL = frozenset(FieldGroup)
 
 
+def audience_key(viewer: Principal) -> tuple[object, ...]:
+    """Everything of a viewer that :func:`can_see` and :func:`visible_groups` read: two viewers
+    with the same key see the same groups of every unit. Caches of redacted values are keyed by
+    it (``redact.unit_summaries``); a decision that reads anything more of the viewer must add
+    it here."""
+    return (viewer.kind, viewer.role, viewer.unit_id, viewer.country)
+
+
 def visible_groups(viewer: Principal, agreement: Agreement) -> frozenset[FieldGroup]:
     """``can_see`` for every group at once (listings call this for every unit on the page)."""
     if is_own_unit(viewer, agreement.unit_id):

@@ -4,17 +4,24 @@ every value returned beyond network-wide is noted for the read audit."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from atlaslink.audit.service import note_read
+from atlaslink.audit.service import current_ledger, note_read
 from atlaslink.auth.principal import Principal
 from atlaslink.models import CapabilityEntry, CapabilityType, TransportAsset, Unit, UnitContact
 from atlaslink.registry import schemas
+from atlaslink.registry import version as registry_version
 from atlaslink.registry.repository import DirectoryRow
 from atlaslink.registry.taxonomy_seed import display_country
-from atlaslink.sharing.policy import Agreement, FieldGroup, beyond_network, visible_groups
+from atlaslink.sharing.policy import (
+    Agreement,
+    FieldGroup,
+    audience_key,
+    beyond_network,
+    visible_groups,
+)
 
 G = FieldGroup
 
@@ -81,21 +88,57 @@ def _group_values(groups: frozenset[FieldGroup]) -> list[str]:
     return [g.value for g in _sorted(groups)]
 
 
-def unit_summary(viewer: Principal, row: DirectoryRow, agreement: Agreement) -> dict[str, Any]:
-    """One listing item as the viewer may see it, as plain values in the order of
-    ``schemas.UnitSummary`` (listings are hot: serialised once, never re-validated)."""
+class _Listed(NamedTuple):
+    item: dict[str, Any]  # the listing item as one class of viewer sees it; never mutated
+    read: list[str]  # the groups beyond network-wide that it shows (the read audit's note)
+
+
+# Listing items as each class of viewer (policy.audience_key) sees each unit, for the registry
+# version they were built at: directory rows and agreements are themselves kept per version,
+# so an item is a pure function of (version, audience key, unit). The read note is still made
+# for every request that returns the item.
+_LISTED: registry_version.VersionedCache[tuple[tuple[object, ...], int], _Listed] = (
+    registry_version.VersionedCache(maxsize=50_000)
+)
+
+
+def unit_summaries(
+    viewer: Principal,
+    rows: Sequence[DirectoryRow],
+    agreements: Mapping[int, Agreement],
+    *,
+    version: str,
+) -> list[dict[str, Any]]:
+    """The listing items of ``rows`` as the viewer may see them, as plain values in the order of
+    ``schemas.UnitSummary`` (listings are hot: serialised once, never re-validated), with the
+    read of every group beyond network-wide noted. ``rows`` and ``agreements`` must be those of
+    the registry ``version``."""
+    key = audience_key(viewer)
+    ledger = current_ledger()
+    items = []
+    for row in rows:
+        listed = _LISTED.get(version, (key, row.id))
+        if listed is None:
+            listed = _listed(viewer, row, agreements[row.id])
+            _LISTED.put(version, (key, row.id), listed)
+        if ledger is not None:
+            ledger.note("unit", row.id, row.id, listed.read)
+        items.append(listed.item)
+    return items
+
+
+def _listed(viewer: Principal, row: DirectoryRow, agreement: Agreement) -> _Listed:
     groups = visible_groups(viewer, agreement)
     existence = G.EXISTENCE in groups
     contacts = G.CONTACTS in groups
     shown = [G.EXISTENCE] if existence else []
     if contacts and row.contacts:
         shown.append(G.CONTACTS)
-    note_read("unit", row.id, row.id, [g.value for g in beyond_network(agreement, shown)])
     item = dict(row.fields)
     item["visible_groups"] = _group_values(groups)
     item["capability_count"] = row.capability_count if existence else None
     item["contacts"] = [dict(c) for c in row.contacts] if contacts else None
-    return item
+    return _Listed(item, [g.value for g in beyond_network(agreement, shown)])
 
 
 def unit_detail(
