@@ -206,7 +206,7 @@ def _end_request(database, *, write: bool, wait_for_flush: bool) -> tuple[str, l
                 unit.base_location = "Wien-Simmering"
             ledger = ReadLedger(actor=Principal(kind="user", label="duty.de", user_id=None))
             ledger.note("unit", unit.id, unit.id, ["contacts"])
-            _finish(db, ledger, True, False, wait_for_flush)
+            _finish(db, ledger, True, wait_for_flush)
             setting = c.scalar(text("SHOW synchronous_commit")) if is_postgres() else "n/a"
             actions = list(
                 c.scalars(

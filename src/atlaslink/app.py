@@ -21,17 +21,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atlaslink import __version__
-from atlaslink.audit.batch import ReadBatcher, ReadNotRecorded
-from atlaslink.audit.service import (
-    ReadLedger,
-    flush_reads,
-    read_ledger,
-    request_id_var,
-    take_read_event,
-)
+from atlaslink.audit.service import ReadLedger, flush_reads, read_ledger, request_id_var
 from atlaslink.config import get_settings
-from atlaslink.db import get_engine, is_postgres, make_engine
-from atlaslink.models import AuditEvent
+from atlaslink.db import get_engine
 from atlaslink.web import problems
 from atlaslink.web.deps import LoginRequired
 
@@ -128,17 +120,10 @@ class UnitOfWork:
     the response starts, before that message is passed on: a failed commit can still become a
     409, and a streamed response never holds the transaction open. An unhandled exception
     rolls back and becomes a 500 problem naming the request id, never a trace.
-
-    With ``reads`` (PostgreSQL), a request whose transaction wrote nothing commits it and hands
-    its read event to that batcher, and its response starts only once the event is committed;
-    if it is not, the response is a 503 problem instead (nothing of it is sent).
     """
 
-    def __init__(
-        self, app: ASGIApp, reads: ReadBatcher | None = None, wait_for_flush: bool = True
-    ) -> None:
+    def __init__(self, app: ASGIApp, wait_for_flush: bool = True) -> None:
         self.app = app
-        self.reads = reads
         self.wait_for_flush = wait_for_flush
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -174,11 +159,7 @@ class UnitOfWork:
             if db is not None:
                 state["db"] = None
                 used.append(db)
-                event = await run_in_threadpool(
-                    _finish, db, ledger, commit, self.reads is not None, self.wait_for_flush
-                )
-                if event is not None and self.reads is not None:
-                    await self.reads.record(event)
+                await run_in_threadpool(_finish, db, ledger, commit, self.wait_for_flush)
 
         async def send_problem(status: int, title: str, detail: str) -> None:
             await problems.problem(Request(scope), status, title, detail)(scope, receive, send_on)
@@ -191,15 +172,6 @@ class UnitOfWork:
                 commit = message["status"] < 400 or bool(state.get("commit_on_error"))
                 try:
                     await end_transaction(commit)
-                except ReadNotRecorded:
-                    await send_problem(
-                        503,
-                        "Service unavailable",
-                        "Your read could not be recorded in the audit log, so nothing is shown. "
-                        f"Try again. Request id {rid}.",
-                    )
-                    replaced = True
-                    return
                 except Exception:
                     log.exception("commit failed in request %s", rid)
                     await send_problem(
@@ -250,26 +222,18 @@ def _rollback_and_close(db: Session) -> None:
         db.close()
 
 
-def _finish(
-    db: Session, ledger: ReadLedger, commit: bool, batched: bool, wait_for_flush: bool
-) -> AuditEvent | None:
-    """End the request's transaction. Its read event is appended in it, unless ``batched`` and
-    the transaction wrote nothing: then it is returned, for the batcher, after the commit.
-    Unless ``wait_for_flush``, a transaction that wrote nothing else commits its read event
-    without waiting for the WAL flush (PostgreSQL)."""
+def _finish(db: Session, ledger: ReadLedger, commit: bool, wait_for_flush: bool) -> None:
+    """End the request's transaction, its read event appended in it. Unless ``wait_for_flush``,
+    a transaction that wrote nothing else commits its read event without waiting for the WAL
+    flush (PostgreSQL)."""
     try:
         if not commit:
             db.rollback()
-            return None
-        if batched and not _wrote(db):
-            event = take_read_event(ledger)
-            db.commit()  # nothing written: no WAL flush to wait for
-            return event
+            return
         if ledger.objects and not wait_for_flush:
             _commit_read_only_without_flush(db)
         flush_reads(db, ledger)
         db.commit()
-        return None
     finally:
         db.close()
 
@@ -293,20 +257,11 @@ def _commit_read_only_without_flush(db: Session) -> None:
     db.execute(_NO_FLUSH_WAIT_IF_READ_ONLY)
 
 
-def _wrote(db: Session) -> bool:
-    """Whether the transaction has written anything (PostgreSQL: it has a transaction id)."""
-    if not db.in_transaction():
-        return False
-    db.flush()
-    return bool(db.scalar(text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")))
-
-
 def create_app(
     engine: Engine | None = None,
     session_factory: sessionmaker[Session] | None = None,
     *,
     run_jobs: bool | None = None,
-    group_reads: bool | None = None,
 ) -> FastAPI:
     settings = get_settings()
     # The server started by `atlaslink serve` (no engine given) runs the background job of
@@ -359,17 +314,7 @@ def create_app(
             target += "?next=" + request.url.path
         return RedirectResponse(target, status_code=303)
 
-    # Read events in groups on PostgreSQL (audit.batch); SQLite serialises writers anyway.
-    app.state.read_batcher = None
-    if group_reads is None:
-        group_reads = settings.read_events_in_groups
-    if group_reads and is_postgres(engine):
-        app.state.read_batcher = ReadBatcher(session_factory or _batch_sessions(engine))
-    app.add_middleware(
-        UnitOfWork,
-        reads=app.state.read_batcher,
-        wait_for_flush=settings.read_events_wait_for_flush,
-    )
+    app.add_middleware(UnitOfWork, wait_for_flush=settings.read_events_wait_for_flush)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     def healthz() -> dict[str, str]:
@@ -401,19 +346,6 @@ def create_app(
     if serving:
         _settle_after_start_up()
     return app
-
-
-def _batch_sessions(engine: Engine) -> sessionmaker[Session]:
-    """The read batcher's own connection (it writes one batch at a time), not taken from the
-    requests' pool and not pinged before each batch: after a lost connection, one batch fails
-    (its requests answer 503) and the next one connects again."""
-    own = make_engine(
-        engine.url.render_as_string(hide_password=False),
-        pool_size=1,
-        max_overflow=0,
-        pool_pre_ping=False,
-    )
-    return sessionmaker(bind=own, expire_on_commit=False)
 
 
 def _settle_after_start_up() -> None:

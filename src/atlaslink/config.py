@@ -65,10 +65,6 @@ class Settings(BaseSettings):
     live_heartbeat_seconds: float = 15.0
     live_recheck_seconds: float = 30.0
     live_poll_seconds: float = 0.25
-    # PostgreSQL: append the read events of requests that wrote nothing in groups, per process
-    # (audit.batch). Off: measured slower than one event per transaction on this 2-core
-    # machine (BENCHMARKS.md, issue 2); kept for machines where the WAL flush dominates.
-    read_events_in_groups: bool = False
     # PostgreSQL: false lets a request whose transaction wrote nothing but its read event commit
     # without waiting for the WAL flush (synchronous_commit off for that transaction only;
     # PostgreSQL flushes it within 3 x wal_writer_delay, 0.6 s by default). A crash of the

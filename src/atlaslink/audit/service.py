@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, bindparam, insert, null, select, text, update
+from sqlalchemy import JSON, bindparam, insert, null, select, text, update
 from sqlalchemy.orm import Session
 
 from atlaslink.auth.principal import Principal
@@ -237,8 +237,8 @@ def flush_reads(session: Session, ledger: ReadLedger, action: str = "read") -> N
 
 
 def take_read_event(ledger: ReadLedger, action: str = "read") -> AuditEvent | None:
-    """The event :func:`flush_reads` would append, not yet in the chain (no sequence number,
-    link or hash), for :func:`append_events`; the ledger is emptied."""
+    """The event :func:`flush_reads` appends, not yet in the chain (no sequence number, link or
+    hash); the ledger is emptied."""
     if not ledger.objects or ledger.actor is None:
         return None
     objects = [
@@ -259,37 +259,6 @@ def take_read_event(ledger: ReadLedger, action: str = "read") -> AuditEvent | No
         after=jsonable({"objects": objects, "units": unit_ids}),
         request_id=request_id_var.get(),
     )
-
-
-def append_events(conn: Connection, events: list[AuditEvent]) -> None:
-    """Append read ``events`` (no "before") to the chain in this order, in the connection's
-    open transaction: the head locked once, the hashes computed in order, one INSERT of all the
-    rows (read events in groups, ``audit.batch``). The events are filled in (sequence number,
-    link, hash)."""
-    if not events:
-        return
-    seq, tip = conn.execute(
-        select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
-    ).one()
-    for event in events:
-        seq += 1
-        event.seq, event.prev_hash = seq, tip
-        event.hash = tip = compute_hash(event)
-    # Compiled once whatever the batch's size; with RETURNING, SQLAlchemy sends the rows as one
-    # multi-row INSERT ("insertmanyvalues"). Read events have no "before": left out, NULL.
-    rows = [_columns(e) for e in events]
-    for row in rows:
-        del row["before"]
-    conn.execute(_INSERT_READS, rows)
-    conn.execute(_MOVE_HEAD, {"seq": seq, "prev": events[-1].prev_hash, "h": tip})
-
-
-_INSERT_READS = insert(AuditEvent).returning(AuditEvent.id)
-_MOVE_HEAD = (
-    update(AuditHead)
-    .where(AuditHead.id == 1)
-    .values(seq=bindparam("seq"), prev_hash=bindparam("prev"), hash=bindparam("h"))
-)
 
 
 def _columns(event: AuditEvent) -> dict[str, Any]:

@@ -1,0 +1,156 @@
+"""Concurrent listings that read restricted fields each append exactly one read event, and the
+chain they form verifies (on PostgreSQL the appends queue on the chain's head row)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
+
+from atlaslink.app import create_app
+from atlaslink.auth import service as auth
+from atlaslink.auth.principal import SYSTEM
+from atlaslink.db import make_engine
+from atlaslink.models import AuditEvent, AuditHead, User
+from atlaslink.registry import schemas, service
+from atlaslink.sharing.policy import Audience, FieldGroup
+from tests.conftest import create_database, is_postgres, load_demo, unit_id
+
+TARGET = "NL-REIGER"
+VIEWER = "support"  # a support office: sees what TARGET shares with support offices only
+
+
+@dataclass
+class Served:
+    url: str
+    engine: Engine
+    token: str
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A database of its own, committed to for real, as a server does."""
+    url, drop = create_database(tmp_path_factory.mktemp("reads"), "reads")
+    engine = make_engine(url)
+    try:
+        load_demo(engine)
+        with Session(engine) as s:
+            rules = {g: schemas.SharingRuleIO(audience=Audience.SUPPORT_OFFICE) for g in FieldGroup}
+            service.set_sharing(
+                s, SYSTEM, unit_id(s, TARGET), schemas.SharingAgreementIO(rules=rules)
+            )
+            user = s.scalar(select(User).where(User.username == VIEWER))
+            assert user is not None
+            token = auth.create_token(s, user, "test").token
+            s.commit()
+        yield Served(url, engine, token)
+    finally:
+        engine.dispose()
+        drop()  # type: ignore[operator]
+
+
+def _last_seq(engine: Engine) -> int:
+    with Session(engine) as s:
+        return s.scalar(select(AuditHead.seq)) or 0
+
+
+async def _list_at_once(
+    app: FastAPI, served: Served, request_ids: list[str]
+) -> list[httpx.Response]:
+    """List the directory once per request id, all at the same time. On PostgreSQL another
+    transaction holds the chain's head until every request waits for it, so that all their
+    appends queue on the lock at once."""
+    blocker = served.engine.connect() if is_postgres() else None
+    if blocker is not None:
+        await asyncio.to_thread(
+            blocker.execute, text("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE")
+        )
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            calls = [
+                asyncio.create_task(
+                    client.get(
+                        "/api/v1/units",
+                        params={"per_page": 100},
+                        headers={"Authorization": f"Bearer {served.token}", "X-Request-ID": rid},
+                    )
+                )
+                for rid in request_ids
+            ]
+            if blocker is not None:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    waiting = await asyncio.to_thread(_waiting_for_locks, served.engine)
+                    if waiting >= len(request_ids):
+                        break
+                    await asyncio.sleep(0.02)
+                assert waiting >= len(request_ids), "the requests did not all wait on the head"
+                await asyncio.to_thread(blocker.rollback)
+            return await asyncio.gather(*calls)
+    finally:
+        if blocker is not None:
+            await asyncio.to_thread(blocker.close)
+
+
+def _waiting_for_locks(engine: Engine) -> int:
+    with engine.connect() as c:
+        return int(
+            c.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            or 0
+        )
+
+
+def test_concurrent_listings_each_record_one_read_event_in_one_chain(served: Served) -> None:
+    app = create_app(served.engine)
+    # A first listing notes the token's use (a write of its own), so that the listings below
+    # write nothing but their read events.
+    asyncio.run(_list_at_once(app, served, ["warm-up"]))
+    before = _last_seq(served.engine)
+    rids = [f"read-at-once-{n:02d}" for n in range(8)]
+
+    responses = asyncio.run(_list_at_once(app, served, rids))
+
+    assert [r.status_code for r in responses] == [200] * len(rids)
+    assert all(TARGET in r.text for r in responses)
+    with Session(served.engine) as s:
+        events = s.scalars(
+            select(AuditEvent).where(AuditEvent.seq > before).order_by(AuditEvent.seq)
+        ).all()
+        reads = [e for e in events if e.action == "read"]
+        # Exactly one read event per request, each naming the restricted unit, none lost.
+        assert sorted(e.request_id or "" for e in reads) == rids
+        assert {e.actor_label for e in reads} == {VIEWER}
+        target = str(unit_id(s, TARGET))
+        assert all(
+            any(o["id"] == target for o in e.after["objects"])  # type: ignore[index]
+            for e in reads
+        )
+    # The chain has no gap: every sequence number after `before` is there, once.
+    assert [e.seq for e in events] == list(range(before + 1, before + 1 + len(events)))
+    result = subprocess.run(
+        [sys.executable, "-c", "from atlaslink.cli import app; app()", "audit", "verify"],
+        env={**os.environ, "ATLASLINK_DATABASE_URL": served.url},
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "intact" in result.stdout
