@@ -1,5 +1,6 @@
 """Concurrent listings that read restricted fields each append exactly one read event, and the
-chain they form verifies (on PostgreSQL the appends queue on the chain's head row)."""
+chain they form verifies (on PostgreSQL the appends queue on the chain's head row); a read whose
+durability cannot be confirmed shows nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.orm import Session
 
 from atlaslink.app import create_app
@@ -154,3 +155,57 @@ def test_concurrent_listings_each_record_one_read_event_in_one_chain(served: Ser
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "intact" in result.stdout
+
+
+postgres_only = pytest.mark.skipif(not is_postgres(), reason="synchronous_commit is PostgreSQL's")
+
+
+@postgres_only
+def test_a_read_only_listing_frees_the_head_then_waits_for_the_flush(served: Served) -> None:
+    """The default: the read event is committed without the flush wait (the head is free at
+    once), then the request waits for the flush in an empty transaction of its own, in the same
+    round trip, before the response starts."""
+    app = create_app(served.engine)
+    asyncio.run(_list_at_once(app, served, ["warm-up-1"]))  # the token's use noted (a write)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *rest) -> None:  # type: ignore[no-untyped-def]
+        if "pg_stat_activity" not in statement:  # the test's own polling
+            statements.append(statement)
+
+    event.listen(served.engine, "before_cursor_execute", seen)
+    try:
+        (response,) = asyncio.run(_list_at_once(app, served, ["frees-the-head"]))
+    finally:
+        event.remove(served.engine, "before_cursor_execute", seen)
+    assert response.status_code == 200 and TARGET in response.text
+    marks = [
+        i
+        for i, sql in enumerate(statements)
+        for mark in ("set_config('synchronous_commit', 'off', true)", "INSERT INTO audit_events")
+        if mark in sql
+    ]
+    assert len(marks) == 2 and marks == sorted(marks), statements
+    assert statements[marks[1] + 1 :] == ["COMMIT; BEGIN; SELECT pg_current_xact_id(); COMMIT"]
+    with Session(served.engine) as s:  # committed, seen by another session
+        (last,) = s.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
+        assert (last.action, last.request_id) == ("read", "frees-the-head")
+
+
+@postgres_only
+def test_a_read_whose_flush_is_not_confirmed_shows_nothing(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the wait for the read event's WAL flush fails (here: the database refuses the empty
+    transaction after the commit), the response is a 503 problem and nothing of the page is
+    sent."""
+    app = create_app(served.engine)
+    asyncio.run(_list_at_once(app, served, ["warm-up-2"]))  # the token's use noted (a write)
+    monkeypatch.setattr(
+        "atlaslink.app._COMMIT_THEN_WAIT_FOR_THE_FLUSH", "COMMIT; BEGIN; SELECT 1 / 0; COMMIT"
+    )
+    (response,) = asyncio.run(_list_at_once(app, served, ["flush-not-confirmed"]))
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "audit log" in response.json()["detail"]
+    assert TARGET not in response.text

@@ -172,6 +172,16 @@ class UnitOfWork:
                 commit = message["status"] < 400 or bool(state.get("commit_on_error"))
                 try:
                     await end_transaction(commit)
+                except ReadNotDurable:
+                    log.exception("read event not confirmed durable in request %s", rid)
+                    await send_problem(
+                        503,
+                        "Service unavailable",
+                        "Your read could not be confirmed in the audit log, so nothing is shown. "
+                        f"Try again. Request id {rid}.",
+                    )
+                    replaced = True
+                    return
                 except Exception:
                     log.exception("commit failed in request %s", rid)
                     await send_problem(
@@ -223,38 +233,67 @@ def _rollback_and_close(db: Session) -> None:
 
 
 def _finish(db: Session, ledger: ReadLedger, commit: bool, wait_for_flush: bool) -> None:
-    """End the request's transaction, its read event appended in it. Unless ``wait_for_flush``,
-    a transaction that wrote nothing else commits its read event without waiting for the WAL
-    flush (PostgreSQL)."""
+    """End the request's transaction, its read event appended in it.
+
+    On PostgreSQL, a transaction that wrote nothing but its read event commits without waiting
+    for the WAL flush, so the chain's head, which the append holds until the commit, is free
+    for the next request at once. Then (``wait_for_flush``, the default) the request waits for
+    that flush in an empty transaction that holds no lock, in the same round trip, before its
+    response starts: the read is durable before anything of the page is sent (ADR 0002)."""
     try:
         if not commit:
             db.rollback()
             return
-        if ledger.objects and not wait_for_flush:
-            _commit_read_only_without_flush(db)
+        early = bool(ledger.objects) and _commit_without_flush_if_read_only(db)
         flush_reads(db, ledger)
-        db.commit()
+        if early and wait_for_flush:
+            try:
+                _commit_freeing_the_head(db)
+            except Exception as exc:
+                raise ReadNotDurable from exc
+        else:
+            db.commit()
     finally:
         db.close()
 
 
+class ReadNotDurable(Exception):
+    """The read event's commit, or its WAL flush, could not be confirmed."""
+
+
 # One round trip: synchronous_commit off for this transaction only, and only if it has written
-# nothing yet (no transaction id). SQLite has no such setting: its commit is the one it is.
+# nothing yet (no transaction id); a row comes back if it was set. SQLite has no such setting:
+# its commit is the one it is.
 _NO_FLUSH_WAIT_IF_READ_ONLY = text(
     "SELECT set_config('synchronous_commit', 'off', true) "
     "WHERE pg_current_xact_id_if_assigned() IS NULL"
 )
+# One round trip too (without parameters, several statements go as one simple query; an error
+# skips the rest): commit the read event, which frees the head, then an empty transaction with a
+# transaction id, whose commit (with the server's synchronous_commit, on by default) writes a
+# commit record after the read event's and returns only once the WAL is flushed up to it.
+_COMMIT_THEN_WAIT_FOR_THE_FLUSH = "COMMIT; BEGIN; SELECT pg_current_xact_id(); COMMIT"
 
 
-def _commit_read_only_without_flush(db: Session) -> None:
+def _commit_without_flush_if_read_only(db: Session) -> bool:
     """Let a transaction that wrote nothing commit its read event without waiting for the WAL
-    flush (ADR 0002): PostgreSQL writes WAL in order, so a crash of the server can lose only the
-    newest such events, as if they had never been appended, and never leaves a gap in the chain
-    or touches a change (a change's commit waits, and flushes every event before it)."""
+    flush; whether it was set (PostgreSQL only). PostgreSQL writes WAL in order, so until the
+    flush a crash of the server could lose only the newest such events, as if they had never
+    been appended: never a gap in the chain, never a change (a change's commit waits, and
+    flushes every event before it)."""
     if db.get_bind().dialect.name != "postgresql":
-        return
+        return False
     db.flush()  # pending changes count as written
-    db.execute(_NO_FLUSH_WAIT_IF_READ_ONLY)
+    return db.execute(_NO_FLUSH_WAIT_IF_READ_ONLY).first() is not None
+
+
+def _commit_freeing_the_head(db: Session) -> None:
+    """Commit a read-only transaction's read event, then wait for its WAL flush with no lock
+    held (requests waiting at the same time share one flush). PostgreSQL only."""
+    db.connection().exec_driver_sql(
+        _COMMIT_THEN_WAIT_FOR_THE_FLUSH, execution_options={"no_parameters": True}
+    ).close()
+    db.commit()  # the session's own bookkeeping: the server is idle, psycopg sends nothing
 
 
 def create_app(
