@@ -186,52 +186,26 @@ def test_read_events_and_changes_interleave_in_one_chain(db: Session) -> None:
     assert not result.ok and result.first_bad_seq == reads[-2].seq
 
 
-def _end_request(database, *, write: bool, wait_for_flush: bool) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]
-    """End a request's transaction as the middleware does (app._finish), inside a transaction
-    of this test that is rolled back afterwards: the transaction's synchronous_commit at its
-    end, and the actions it appended to the chain. (The default path of a read-only request on
-    PostgreSQL commits for real: tests/test_audit_concurrency.py covers it.)"""
-    from atlaslink.app import _finish
-    from atlaslink.audit.service import ReadLedger
-    from atlaslink.auth.principal import Principal
-    from atlaslink.models import Unit
+@pytest.mark.skipif(not is_postgres(), reason="synchronous_commit is PostgreSQL's")
+@pytest.mark.parametrize("write", [False, True])
+def test_only_a_transaction_that_wrote_nothing_commits_without_the_flush_wait(
+    database,  # type: ignore[no-untyped-def]
+    write: bool,
+) -> None:
+    """The first statement of a request's last round trip (audit.commit_with_reads): a change
+    and its read event are one record, whose commit waits for the flush itself."""
+    from atlaslink.audit.service import _ASYNC_IF_READ_ONLY
 
     with database.engine.connect() as c:
-        outer = c.begin()
         try:
-            db = Session(bind=c, join_transaction_mode="create_savepoint")
-            before = c.scalar(text("SELECT max(id) FROM audit_events")) or 0
-            unit = db.get(Unit, unit_id(db, "AT-ADLER"))
-            assert unit is not None
-            if write:  # pending, not yet flushed: it counts as written all the same
-                unit.base_location = "Wien-Simmering"
-            ledger = ReadLedger(actor=Principal(kind="user", label="duty.de", user_id=None))
-            ledger.note("unit", unit.id, unit.id, ["contacts"])
-            _finish(db, ledger, True, wait_for_flush)
-            setting = c.scalar(text("SHOW synchronous_commit")) if is_postgres() else "n/a"
-            actions = list(
-                c.scalars(
-                    text("SELECT action FROM audit_events WHERE id > :n ORDER BY id"),
-                    {"n": before},
+            c.begin()
+            c.execute(text("SELECT count(*) FROM units"))
+            if write:
+                c.execute(
+                    text("UPDATE units SET name = name WHERE id = (SELECT min(id) FROM units)")
                 )
-            )
+            assert c.scalar(text("SHOW synchronous_commit")) == "on"
+            c.exec_driver_sql(_ASYNC_IF_READ_ONLY)
+            assert c.scalar(text("SHOW synchronous_commit")) == ("on" if write else "off")
         finally:
-            outer.rollback()
-    return str(setting), actions
-
-
-@pytest.mark.skipif(not is_postgres(), reason="synchronous_commit is PostgreSQL's")
-def test_not_waiting_for_the_flush_can_be_chosen(database) -> None:  # type: ignore[no-untyped-def]
-    assert _end_request(database, write=False, wait_for_flush=False) == ("off", ["read"])
-
-
-@pytest.mark.skipif(not is_postgres(), reason="synchronous_commit is PostgreSQL's")
-@pytest.mark.parametrize("wait_for_flush", [True, False])
-def test_a_request_that_wrote_commits_with_the_flush(database, wait_for_flush: bool) -> None:  # type: ignore[no-untyped-def]
-    """A change and its read event are one record: their commit itself waits for the flush."""
-    assert _end_request(database, write=True, wait_for_flush=wait_for_flush) == ("on", ["read"])
-
-
-def test_a_read_event_is_appended_on_every_database(database) -> None:  # type: ignore[no-untyped-def]
-    # (On SQLite every path; on PostgreSQL the one this harness can roll back.)
-    assert _end_request(database, write=False, wait_for_flush=not is_postgres())[1] == ["read"]
+            c.rollback()

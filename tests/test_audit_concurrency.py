@@ -14,14 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Engine, event, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from atlaslink.app import create_app
+from atlaslink.audit import service as audit
+from atlaslink.audit.service import ReadLedger
 from atlaslink.auth import service as auth
-from atlaslink.auth.principal import SYSTEM
+from atlaslink.auth.principal import SYSTEM, Principal
 from atlaslink.db import make_engine
 from atlaslink.models import AuditEvent, AuditHead, User
 from atlaslink.registry import schemas, service
@@ -160,36 +163,54 @@ def test_concurrent_listings_each_record_one_read_event_in_one_chain(served: Ser
 postgres_only = pytest.mark.skipif(not is_postgres(), reason="synchronous_commit is PostgreSQL's")
 
 
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of the client-side-bound round trips (audit.commit_with_reads), as sent."""
+    out: list[str] = []
+    execute = psycopg.ClientCursor.execute
+
+    def recording(self, query, params=None, **kw):  # type: ignore[no-untyped-def]
+        out.append(str(query))
+        return execute(self, query, params, **kw)
+
+    monkeypatch.setattr(psycopg.ClientCursor, "execute", recording)
+    return out
+
+
 @postgres_only
-def test_a_read_only_listing_frees_the_head_then_waits_for_the_flush(served: Served) -> None:
-    """The default: the read event is committed without the flush wait (the head is free at
-    once), then the request waits for the flush in an empty transaction of its own, in the same
-    round trip, before the response starts."""
+def test_a_read_only_listing_frees_the_head_then_waits_for_the_flush(
+    served: Served, sent: list[str]
+) -> None:
+    """The default: one round trip appends the read event and commits it without the flush
+    wait (the head is free at once), then waits for the flush in an empty transaction of its
+    own, before the response starts."""
     app = create_app(served.engine)
-    asyncio.run(_list_at_once(app, served, ["warm-up-1"]))  # the token's use noted (a write)
-    statements: list[str] = []
-
-    def seen(conn, cursor, statement, *rest) -> None:  # type: ignore[no-untyped-def]
-        if "pg_stat_activity" not in statement:  # the test's own polling
-            statements.append(statement)
-
-    event.listen(served.engine, "before_cursor_execute", seen)
-    try:
-        (response,) = asyncio.run(_list_at_once(app, served, ["frees-the-head"]))
-    finally:
-        event.remove(served.engine, "before_cursor_execute", seen)
+    (warm,) = asyncio.run(_list_at_once(app, served, ["warm-up-1"]))  # notes the token's use
+    assert warm.status_code == 200
+    sent.clear()
+    (response,) = asyncio.run(_list_at_once(app, served, ["frees-the-head"]))
     assert response.status_code == 200 and TARGET in response.text
-    marks = [
-        i
-        for i, sql in enumerate(statements)
-        for mark in ("set_config('synchronous_commit', 'off', true)", "INSERT INTO audit_events")
-        if mark in sql
-    ]
-    assert len(marks) == 2 and marks == sorted(marks), statements
-    assert statements[marks[1] + 1 :] == ["COMMIT; BEGIN; SELECT pg_current_xact_id(); COMMIT"]
+    (sql,) = sent
+    guard = sql.index("set_config('synchronous_commit', 'off', true)")
+    append = sql.index("INSERT INTO audit_events")
+    assert guard < append and sql.endswith("; COMMIT; BEGIN; SELECT pg_current_xact_id(); COMMIT")
     with Session(served.engine) as s:  # committed, seen by another session
         (last,) = s.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
         assert (last.action, last.request_id) == ("read", "frees-the-head")
+
+
+@postgres_only
+def test_not_waiting_for_the_flush_leaves_out_the_wait(served: Served, sent: list[str]) -> None:
+    ledger = ReadLedger(actor=Principal(kind="user", label=VIEWER, user_id=None))
+    ledger.note("unit", 1, 1, ["contacts"])
+    before = _last_seq(served.engine)
+    with Session(served.engine) as db:
+        db.execute(text("SELECT 1"))
+        audit.commit_with_reads(db, ledger, wait_for_flush=False)
+    (sql,) = sent
+    assert sql.endswith("FROM moved; COMMIT") or sql.rstrip().endswith("; COMMIT")
+    assert "pg_current_xact_id()" not in sql.replace("pg_current_xact_id_if_assigned()", "")
+    assert _last_seq(served.engine) == before + 1
 
 
 @postgres_only
@@ -197,15 +218,16 @@ def test_a_read_whose_flush_is_not_confirmed_shows_nothing(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """If the wait for the read event's WAL flush fails (here: the database refuses the empty
-    transaction after the commit), the response is a 503 problem and nothing of the page is
-    sent."""
+    transaction), the response is a 503 problem and nothing of the page is sent; the read event
+    itself was committed first (so the head was free before the wait)."""
     app = create_app(served.engine)
-    asyncio.run(_list_at_once(app, served, ["warm-up-2"]))  # the token's use noted (a write)
-    monkeypatch.setattr(
-        "atlaslink.app._COMMIT_THEN_WAIT_FOR_THE_FLUSH", "COMMIT; BEGIN; SELECT 1 / 0; COMMIT"
-    )
+    asyncio.run(_list_at_once(app, served, ["warm-up-2"]))  # notes the token's use (a write)
+    monkeypatch.setattr("atlaslink.audit.service._WAIT_FOR_FLUSH", "BEGIN; SELECT 1 / 0; COMMIT")
     (response,) = asyncio.run(_list_at_once(app, served, ["flush-not-confirmed"]))
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "audit log" in response.json()["detail"]
     assert TARGET not in response.text
+    with Session(served.engine) as s:
+        (last,) = s.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
+        assert (last.action, last.request_id) == ("read", "flush-not-confirmed")

@@ -21,7 +21,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atlaslink import __version__
-from atlaslink.audit.service import ReadLedger, flush_reads, read_ledger, request_id_var
+from atlaslink.audit.service import (
+    ReadLedger,
+    ReadNotDurable,
+    commit_with_reads,
+    read_ledger,
+    request_id_var,
+)
 from atlaslink.config import get_settings
 from atlaslink.db import get_engine
 from atlaslink.web import problems
@@ -233,67 +239,17 @@ def _rollback_and_close(db: Session) -> None:
 
 
 def _finish(db: Session, ledger: ReadLedger, commit: bool, wait_for_flush: bool) -> None:
-    """End the request's transaction, its read event appended in it.
-
-    On PostgreSQL, a transaction that wrote nothing but its read event commits without waiting
-    for the WAL flush, so the chain's head, which the append holds until the commit, is free
-    for the next request at once. Then (``wait_for_flush``, the default) the request waits for
-    that flush in an empty transaction that holds no lock, in the same round trip, before its
-    response starts: the read is durable before anything of the page is sent (ADR 0002)."""
+    """End the request's transaction, its read event appended in it
+    (``audit.commit_with_reads``: on PostgreSQL, a transaction that wrote nothing frees the
+    chain's head at its commit and waits for the WAL flush after, so the read is durable before
+    the response starts)."""
     try:
         if not commit:
             db.rollback()
             return
-        early = bool(ledger.objects) and _commit_without_flush_if_read_only(db)
-        flush_reads(db, ledger)
-        if early and wait_for_flush:
-            try:
-                _commit_freeing_the_head(db)
-            except Exception as exc:
-                raise ReadNotDurable from exc
-        else:
-            db.commit()
+        commit_with_reads(db, ledger, wait_for_flush=wait_for_flush)
     finally:
         db.close()
-
-
-class ReadNotDurable(Exception):
-    """The read event's commit, or its WAL flush, could not be confirmed."""
-
-
-# One round trip: synchronous_commit off for this transaction only, and only if it has written
-# nothing yet (no transaction id); a row comes back if it was set. SQLite has no such setting:
-# its commit is the one it is.
-_NO_FLUSH_WAIT_IF_READ_ONLY = text(
-    "SELECT set_config('synchronous_commit', 'off', true) "
-    "WHERE pg_current_xact_id_if_assigned() IS NULL"
-)
-# One round trip too (without parameters, several statements go as one simple query; an error
-# skips the rest): commit the read event, which frees the head, then an empty transaction with a
-# transaction id, whose commit (with the server's synchronous_commit, on by default) writes a
-# commit record after the read event's and returns only once the WAL is flushed up to it.
-_COMMIT_THEN_WAIT_FOR_THE_FLUSH = "COMMIT; BEGIN; SELECT pg_current_xact_id(); COMMIT"
-
-
-def _commit_without_flush_if_read_only(db: Session) -> bool:
-    """Let a transaction that wrote nothing commit its read event without waiting for the WAL
-    flush; whether it was set (PostgreSQL only). PostgreSQL writes WAL in order, so until the
-    flush a crash of the server could lose only the newest such events, as if they had never
-    been appended: never a gap in the chain, never a change (a change's commit waits, and
-    flushes every event before it)."""
-    if db.get_bind().dialect.name != "postgresql":
-        return False
-    db.flush()  # pending changes count as written
-    return db.execute(_NO_FLUSH_WAIT_IF_READ_ONLY).first() is not None
-
-
-def _commit_freeing_the_head(db: Session) -> None:
-    """Commit a read-only transaction's read event, then wait for its WAL flush with no lock
-    held (requests waiting at the same time share one flush). PostgreSQL only."""
-    db.connection().exec_driver_sql(
-        _COMMIT_THEN_WAIT_FOR_THE_FLUSH, execution_options={"no_parameters": True}
-    ).close()
-    db.commit()  # the session's own bookkeeping: the server is idle, psycopg sends nothing
 
 
 def create_app(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import JSON, bindparam, insert, null, select, text, update
 from sqlalchemy.orm import Session
 
@@ -157,25 +158,27 @@ _READ_EVENT_FIELDS = (
 )
 
 
+def _pg_append_params(event: AuditEvent) -> dict[str, Any] | None:
+    """The parameters of :data:`_PG_APPEND` for ``event``: compute_hash's text cut where the tip
+    and the sequence number go; ``None`` if the content itself holds a marker."""
+    event.seq, event.prev_hash = _SEQ, _PREV  # type: ignore[assignment]
+    canonical = canonical_json(event)
+    before_prev, rest = canonical.split(_PREV) if canonical.count(_PREV) == 1 else ("", "")
+    if rest.count(f'"{_SEQ}"') != 1:
+        return None
+    before_seq, after_seq = rest.split(f'"{_SEQ}"')
+    params = {f: getattr(event, f) for f in _READ_EVENT_FIELDS}
+    return params | {"before_prev": before_prev, "before_seq": before_seq, "after_seq": after_seq}
+
+
 def _append_row(session: Session, event: AuditEvent) -> None:
     """:func:`append` without the ORM's unit of work, for the read event most requests end
     with (from :func:`take_read_event`): the same chain and lock, held for as short a time as
     possible."""
     conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        # compute_hash's text with markers where the tip and the sequence number go.
-        event.seq, event.prev_hash = _SEQ, _PREV  # type: ignore[assignment]
-        canonical = canonical_json(event)
-        before_prev, rest = canonical.split(_PREV) if canonical.count(_PREV) == 1 else ("", "")
-        if rest.count(f'"{_SEQ}"') == 1:
-            before_seq, after_seq = rest.split(f'"{_SEQ}"')
-            params = {f: getattr(event, f) for f in _READ_EVENT_FIELDS}
-            conn.execute(
-                _PG_APPEND,
-                params
-                | {"before_prev": before_prev, "before_seq": before_seq, "after_seq": after_seq},
-            )
-            return
+    if conn.dialect.name == "postgresql" and (params := _pg_append_params(event)) is not None:
+        conn.execute(_PG_APPEND, params)
+        return
     # Elsewhere (SQLite serialises writers anyway), or if the content held a marker: three
     # statements. Taking the head with an UPDATE locks it and returns the new sequence number
     # and the previous entry's hash in one round trip.
@@ -184,6 +187,73 @@ def _append_row(session: Session, event: AuditEvent) -> None:
     event.hash = compute_hash(event)
     conn.execute(insert(AuditEvent).values(_columns(event)))
     conn.execute(_SEAL_HEAD, {"prev": prev_hash, "h": event.hash})
+
+
+# --- the end of a request: its read event and its commit, in one round trip (PostgreSQL) ----
+
+
+class ReadNotDurable(Exception):
+    """The read event's commit, or its WAL flush, could not be confirmed."""
+
+
+# synchronous_commit off for this transaction only, if it has written nothing (no transaction
+# id yet): its commit then frees the head without waiting for the disk.
+_ASYNC_IF_READ_ONLY = (
+    "SELECT set_config('synchronous_commit', 'off', true) "
+    "WHERE pg_current_xact_id_if_assigned() IS NULL"
+)
+# An empty transaction with a transaction id: its commit (with the server's synchronous_commit,
+# on by default) writes a commit record after the read event's, and returns only once the WAL is
+# flushed up to it. It holds no lock; requests waiting at the same moment share one flush.
+_WAIT_FOR_FLUSH = "BEGIN; SELECT pg_current_xact_id(); COMMIT"
+
+
+# _PG_APPEND in the driver's own parameter style, compiled at first use.
+_PG_APPEND_PYFORMAT: list[str] = []
+
+
+def commit_with_reads(session: Session, ledger: ReadLedger, *, wait_for_flush: bool = True) -> None:
+    """Append the ledger's read event, if any, and commit the session's transaction.
+
+    On PostgreSQL this is one round trip of several statements (client-side binding, the simple
+    query protocol): a transaction that wrote nothing else commits without waiting for the WAL
+    flush, so the chain's head is free for the next request at once, and then (unless not
+    ``wait_for_flush``) the flush is waited for in an empty transaction holding no lock, so the
+    read is durable when this returns (ADR 0002). A transaction that wrote something commits
+    with the flush, its change and read event one record. Raises :class:`ReadNotDurable` if the
+    round trip fails other than by the transaction's own conflict (serialisation, deadlock,
+    integrity: raised as they come, as from a commit)."""
+    event = take_read_event(ledger)
+    params = None
+    if event is not None and session.get_bind().dialect.name == "postgresql":
+        session.flush()
+        # Not inside a savepoint (an embedder's, or a test's outer transaction): the COMMIT
+        # sent here would end more than this session's work.
+        if not session.connection().in_nested_transaction():
+            params = _pg_append_params(event)
+    if event is None or params is None:
+        if event is not None:
+            session.flush()
+            _append_row(session, event)
+        session.commit()
+        return
+    conn = session.connection()
+    if not _PG_APPEND_PYFORMAT:
+        _PG_APPEND_PYFORMAT.append(str(_PG_APPEND.compile(dialect=conn.dialect)))
+    params["after"] = json.dumps(params["after"])  # as the JSON column would store it
+    statements = [_ASYNC_IF_READ_ONLY, _PG_APPEND_PYFORMAT[0], "COMMIT"]
+    if wait_for_flush:
+        statements.append(_WAIT_FOR_FLUSH)
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    try:
+        with psycopg.ClientCursor(raw) as cur:
+            cur.execute("; ".join(statements), params)
+    except psycopg.Error as exc:
+        if (exc.sqlstate or "")[:2] in ("40", "23"):
+            raise
+        raise ReadNotDurable(str(exc)) from exc
+    session.commit()  # the session's bookkeeping: the server is idle, psycopg sends nothing
 
 
 # --- reads of data not visible network-wide -------------------------------------------------
