@@ -27,7 +27,7 @@ from pydantic_core import to_json
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from atlaslink.audit.service import flush_reads, read_ledger
+from atlaslink.audit.service import commit_with_reads, flush_reads, read_ledger
 from atlaslink.auth import service as auth
 from atlaslink.auth.principal import Principal
 from atlaslink.db import make_engine
@@ -117,8 +117,7 @@ def sharing_whole(db: Session, token: str, page: int, st: Steps) -> None:
             "service.list_units_page + JSON + audit + commit",
             lambda: (
                 to_json(service.list_units_page(db, who, UnitFilters(), page, PER_PAGE)),
-                flush_reads(db, ledger),
-                db.commit(),
+                commit_with_reads(db, ledger),  # as the middleware ends the request
             ),
         )
 

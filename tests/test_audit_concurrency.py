@@ -182,21 +182,52 @@ def test_a_read_only_listing_frees_the_head_then_waits_for_the_flush(
     served: Served, sent: list[str]
 ) -> None:
     """The default: one round trip appends the read event and commits it without the flush
-    wait (the head is free at once), then waits for the flush in an empty transaction of its
-    own, before the response starts."""
+    wait (the head is free at once); a second one waits for the flush, before the response
+    starts. A listing that also wrote (here: noted the token's use) commits with the flush in
+    the first round trip and needs no second."""
     app = create_app(served.engine)
-    (warm,) = asyncio.run(_list_at_once(app, served, ["warm-up-1"]))  # notes the token's use
-    assert warm.status_code == 200
+    with served.engine.begin() as c:  # the next use of the token is noted: a write
+        c.execute(text("UPDATE api_tokens SET last_used_at = NULL"))
+    (wrote,) = asyncio.run(_list_at_once(app, served, ["notes-the-token"]))
+    assert wrote.status_code == 200
+    assert len(sent) == 1 and sent[0].endswith("; COMMIT"), sent
     sent.clear()
     (response,) = asyncio.run(_list_at_once(app, served, ["frees-the-head"]))
     assert response.status_code == 200 and TARGET in response.text
-    (sql,) = sent
-    guard = sql.index("set_config('synchronous_commit', 'off', true)")
-    append = sql.index("INSERT INTO audit_events")
-    assert guard < append and sql.endswith("; COMMIT; BEGIN; SELECT pg_current_xact_id(); COMMIT")
+    first, second = sent
+    guard = first.index("set_config('synchronous_commit', 'off', true)")
+    assert guard < first.index("INSERT INTO audit_events") and first.endswith("; COMMIT")
+    assert second == audit._WAIT_FOR_FLUSH
     with Session(served.engine) as s:  # committed, seen by another session
         (last,) = s.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
         assert (last.action, last.request_id) == ("read", "frees-the-head")
+
+
+@postgres_only
+def test_the_wait_for_the_flush_is_a_commit_that_must_flush(served: Served) -> None:
+    """The second round trip's transaction gets a transaction id, writes WAL and commits with
+    synchronous_commit on: the three conditions under which PostgreSQL's commit
+    (RecordTransactionCommit) flushes the WAL up to its commit record, and so past the read
+    event's before it, before it returns. An empty transaction, even with a transaction id,
+    writes no WAL, and its commit returns without waiting."""
+    url = served.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    seen = []
+    with psycopg.connect(url) as c:
+        for _ in range(5):  # (other work on the server can only add WAL, never hide ours)
+            start = c.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]  # type: ignore[index]
+            c.execute(audit._FLUSH_RECORD)
+            seen.append(
+                c.execute(
+                    "SELECT pg_current_xact_id_if_assigned() IS NOT NULL, "
+                    "pg_current_wal_insert_lsn() > %s::pg_lsn, "
+                    "current_setting('synchronous_commit')",
+                    [start],
+                ).fetchone()
+            )
+            c.commit()
+            time.sleep(0.05)
+    assert seen == [(True, True, "on")] * 5
+    assert f"BEGIN; {audit._FLUSH_RECORD}; COMMIT" == audit._WAIT_FOR_FLUSH
 
 
 @postgres_only
@@ -208,8 +239,7 @@ def test_not_waiting_for_the_flush_leaves_out_the_wait(served: Served, sent: lis
         db.execute(text("SELECT 1"))
         audit.commit_with_reads(db, ledger, wait_for_flush=False)
     (sql,) = sent
-    assert sql.endswith("FROM moved; COMMIT") or sql.rstrip().endswith("; COMMIT")
-    assert "pg_current_xact_id()" not in sql.replace("pg_current_xact_id_if_assigned()", "")
+    assert "set_config('synchronous_commit', 'off', true)" in sql and sql.endswith("; COMMIT")
     assert _last_seq(served.engine) == before + 1
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import JSON, bindparam, insert, null, select, text, update
+from sqlalchemy import JSON, Engine, bindparam, insert, null, select, text, update
 from sqlalchemy.orm import Session
 
 from atlaslink.auth.principal import Principal
@@ -189,7 +189,7 @@ def _append_row(session: Session, event: AuditEvent) -> None:
     conn.execute(_SEAL_HEAD, {"prev": prev_hash, "h": event.hash})
 
 
-# --- the end of a request: its read event and its commit, in one round trip (PostgreSQL) ----
+# --- the end of a request: its read event and its commit (PostgreSQL) -----------------------
 
 
 class ReadNotDurable(Exception):
@@ -197,40 +197,42 @@ class ReadNotDurable(Exception):
 
 
 # synchronous_commit off for this transaction only, if it has written nothing (no transaction
-# id yet): its commit then frees the head without waiting for the disk.
+# id yet): its commit then frees the head without waiting for the disk. A row comes back if so.
 _ASYNC_IF_READ_ONLY = (
     "SELECT set_config('synchronous_commit', 'off', true) "
     "WHERE pg_current_xact_id_if_assigned() IS NULL"
 )
-# An empty transaction with a transaction id: its commit (with the server's synchronous_commit,
-# on by default) writes a commit record after the read event's, and returns only once the WAL is
-# flushed up to it. It holds no lock; requests waiting at the same moment share one flush.
-_WAIT_FOR_FLUSH = "BEGIN; SELECT pg_current_xact_id(); COMMIT"
-
-
+# A transaction that writes one WAL record (a transactional logical message: no table, no lock,
+# ignored by everything but logical decoding) and so commits with the server's
+# synchronous_commit (on by default): its commit returns only once the WAL is flushed past its
+# commit record, and so past the read event's before it. An empty transaction, even with a
+# transaction id, writes no WAL and would not wait (PostgreSQL's RecordTransactionCommit).
+# Requests waiting at the same moment share one flush.
+_FLUSH_RECORD = "SELECT pg_logical_emit_message(true, 'atlaslink.read-flush', '')"
+_WAIT_FOR_FLUSH = f"BEGIN; {_FLUSH_RECORD}; COMMIT"
 # _PG_APPEND in the driver's own parameter style, compiled at first use.
 _PG_APPEND_PYFORMAT: list[str] = []
+_CONFLICT_CLASSES = ("40", "23")  # serialisation/deadlock, integrity: a commit's own conflicts
 
 
 def commit_with_reads(session: Session, ledger: ReadLedger, *, wait_for_flush: bool = True) -> None:
     """Append the ledger's read event, if any, and commit the session's transaction.
 
-    On PostgreSQL this is one round trip of several statements (client-side binding, the simple
-    query protocol): a transaction that wrote nothing else commits without waiting for the WAL
-    flush, so the chain's head is free for the next request at once, and then (unless not
-    ``wait_for_flush``) the flush is waited for in an empty transaction holding no lock, so the
-    read is durable when this returns (ADR 0002). A transaction that wrote something commits
-    with the flush, its change and read event one record. Raises :class:`ReadNotDurable` if the
-    round trip fails other than by the transaction's own conflict (serialisation, deadlock,
-    integrity: raised as they come, as from a commit)."""
+    On PostgreSQL (a session on an engine, outside any savepoint), one round trip of several
+    statements (client-side binding, the simple query protocol) makes a transaction that wrote
+    nothing else commit without waiting for the WAL flush, appends, and commits: the chain's
+    head is free for the next request at once. Then, for such a transaction and unless not
+    ``wait_for_flush``, a second round trip waits for the flush, holding no lock, so the read
+    is durable when this returns (ADR 0002). A transaction that wrote something commits with
+    the flush in the first round trip (its change and its read event are one record).
+
+    Raises :class:`ReadNotDurable` if a round trip fails other than by the transaction's own
+    conflict (serialisation, deadlock, integrity: raised as they come, as from a commit)."""
     event = take_read_event(ledger)
     params = None
-    if event is not None and session.get_bind().dialect.name == "postgresql":
+    if event is not None and _may_commit_itself(session):
         session.flush()
-        # Not inside a savepoint (an embedder's, or a test's outer transaction): the COMMIT
-        # sent here would end more than this session's work.
-        if not session.connection().in_nested_transaction():
-            params = _pg_append_params(event)
+        params = _pg_append_params(event)
     if event is None or params is None:
         if event is not None:
             session.flush()
@@ -241,19 +243,31 @@ def commit_with_reads(session: Session, ledger: ReadLedger, *, wait_for_flush: b
     if not _PG_APPEND_PYFORMAT:
         _PG_APPEND_PYFORMAT.append(str(_PG_APPEND.compile(dialect=conn.dialect)))
     params["after"] = json.dumps(params["after"])  # as the JSON column would store it
-    statements = [_ASYNC_IF_READ_ONLY, _PG_APPEND_PYFORMAT[0], "COMMIT"]
-    if wait_for_flush:
-        statements.append(_WAIT_FOR_FLUSH)
     raw = conn.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
     try:
         with psycopg.ClientCursor(raw) as cur:
-            cur.execute("; ".join(statements), params)
+            cur.execute(f"{_ASYNC_IF_READ_ONLY}; {_PG_APPEND_PYFORMAT[0]}; COMMIT", params)
+            read_only = cur.fetchone() is not None  # the first statement's row, if it set
+            if read_only and wait_for_flush:
+                cur.execute(_WAIT_FOR_FLUSH)
     except psycopg.Error as exc:
-        if (exc.sqlstate or "")[:2] in ("40", "23"):
+        if (exc.sqlstate or "")[:2] in _CONFLICT_CLASSES:
             raise
         raise ReadNotDurable(str(exc)) from exc
     session.commit()  # the session's bookkeeping: the server is idle, psycopg sends nothing
+
+
+def _may_commit_itself(session: Session) -> bool:
+    """Whether this session's transaction is the connection's whole transaction on PostgreSQL:
+    bound to an engine (not to an embedder's connection) and outside any savepoint, so that a
+    COMMIT sent on it ends this session's work and nothing more."""
+    bind = session.get_bind()
+    return (
+        isinstance(bind, Engine)
+        and bind.dialect.name == "postgresql"
+        and not session.connection().in_nested_transaction()
+    )
 
 
 # --- reads of data not visible network-wide -------------------------------------------------
