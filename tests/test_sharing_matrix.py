@@ -12,11 +12,15 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from atlaslink.auth.principal import SYSTEM
-from atlaslink.models import AuditEvent
+from atlaslink.auth.permissions import Role
+from atlaslink.auth.principal import MATCHING_ENGINE, SYSTEM, Principal
+from atlaslink.models import AuditEvent, Unit
+from atlaslink.registry import repository as repo
 from atlaslink.registry import schemas, service
 from atlaslink.registry import version as registry_version
-from atlaslink.sharing.policy import Audience, FieldGroup
+from atlaslink.registry.repository import UnitFilters
+from atlaslink.sharing import redact
+from atlaslink.sharing.policy import Audience, FieldGroup, load_agreements
 from tests.conftest import unit_id
 
 TARGET = "NL-REIGER"
@@ -274,3 +278,37 @@ def test_viewers_listing_at_one_registry_version_each_see_their_own(setup, api_a
                 else []
             ), viewer
     assert registry_version.current(db) == version, "the listings ran at one version"
+
+
+def _listed_as(db: Session, viewer: Principal) -> dict:  # type: ignore[type-arg]
+    version = registry_version.current(db)
+    rows, _ = repo.directory_page(db, viewer, UnitFilters(q=TARGET), 0, 10, version=version)
+    agreements = load_agreements(db, [r.id for r in rows], version=version)
+    (item,) = redact.unit_summaries(viewer, rows, agreements, version=version)
+    return item  # type: ignore[no-any-return]
+
+
+def test_viewers_differing_only_in_unit_or_kind_get_their_own_listing_items(db: Session) -> None:
+    """The listing items kept per class of viewer part viewers who differ in nothing but their
+    unit (two duty officers of one country, one unit listed by name) or their kind (the
+    matching engine and the system, neither with a role, unit or country)."""
+    share_all(db, Audience.LISTED)  # lists the country AT and the unit DE-FALKE
+    falke = unit_id(db, "DE-FALKE")
+    other_de = db.scalar(
+        select(Unit.id).where(Unit.country_iso2 == "DE", Unit.id != falke).order_by(Unit.id)
+    )
+    assert other_de is not None
+
+    def duty(unit: int) -> Principal:
+        return Principal.for_user(
+            user_id=1, username="duty", role=Role.DUTY_OFFICER, unit_id=unit, country="DE"
+        )
+
+    assert _listed_as(db, duty(falke))["contacts"] is not None  # listed by unit
+    assert _listed_as(db, duty(other_de))["contacts"] is None  # same role and country
+    assert _listed_as(db, duty(falke))["contacts"] is not None  # and back, at one version
+
+    share_all(db, Audience.MATCHING)  # usable by the matching engine only, never shown
+    assert "existence" in _listed_as(db, MATCHING_ENGINE)["visible_groups"]
+    assert _listed_as(db, SYSTEM)["visible_groups"] == []
+    assert "existence" in _listed_as(db, MATCHING_ENGINE)["visible_groups"]
