@@ -4,13 +4,12 @@
 
 Medians over --n transactions, each on a fresh session from the pool, each first running one
 read (``SELECT 1``) as a request would: a read-only transaction (the baseline); the same plus a
-read event of three units appended by ``audit.flush_reads`` and committed waiting for the WAL
-flush while the append holds the chain's head (before session 6); ended as the middleware ends
-it (``app._finish``): committed without the flush wait, which frees the head, then the flush
-waited for in an empty transaction (the default); and not waited for at all
-(``ATLASLINK_READ_EVENTS_WAIT_FOR_FLUSH=false``). One client: this is the cost per event, not
-the queue on the head that concurrent requests form. The events are committed: they stay in
-the benchmark database's chain, like the benchmark's own.
+read event of three units appended by ``audit.flush_reads`` and committed by the session (two
+round trips, as before session 6); ended as the middleware ends it (``app._finish``: the append
+and the durable COMMIT in one round trip, the default); and the same without waiting for the
+WAL flush (``ATLASLINK_READ_EVENTS_WAIT_FOR_FLUSH=false``). One client: this is the cost per
+event, not the queue on the head that concurrent requests form. The events are committed: they
+stay in the benchmark database's chain, like the benchmark's own.
 """
 
 from __future__ import annotations
@@ -65,15 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             db.commit()
 
     def flush_under_the_head() -> None:
-        # Before session 6: the commit waits for the flush while the append holds the head.
+        # Before session 6: the append, then the session's commit (two round trips).
         with Session(engine) as db:
             db.execute(text("SELECT 1"))
             flush_reads(db, ledger())
             db.commit()
 
     def finish(wait: bool) -> Callable[[], None]:
-        # As the middleware ends a request (app._finish): the head freed at the commit, then
-        # the flush waited for (the default) or not.
+        # As the middleware ends a request (app._finish): one round trip, waiting for the flush
+        # (the default) or not.
         def run() -> None:
             db = Session(engine)
             db.execute(text("SELECT 1"))
@@ -89,9 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         freed = median_ms(finish(True), args.n)
         nowait = median_ms(finish(False), args.n)
         print(
-            f"read-only {base:.2f} ms | + read event: flush waited under the head {locked:.2f} ms"
-            f" | head freed, then flush waited (default) {freed:.2f} ms"
-            f" | flush not waited for {nowait:.2f} ms"
+            f"read-only {base:.2f} ms | + read event: append, then commit {locked:.2f} ms"
+            f" | append and commit in one round trip (default) {freed:.2f} ms"
+            f" | the same, flush not waited for {nowait:.2f} ms"
         )
     return 0
 

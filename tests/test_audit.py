@@ -192,8 +192,9 @@ def test_only_a_transaction_that_wrote_nothing_commits_without_the_flush_wait(
     database,  # type: ignore[no-untyped-def]
     write: bool,
 ) -> None:
-    """The first statement of a request's last round trip (audit.commit_with_reads): a change
-    and its read event are one record, whose commit waits for the flush itself."""
+    """The statement ATLASLINK_READ_EVENTS_WAIT_FOR_FLUSH=false adds to a request's last round
+    trip (audit.commit_with_reads): a change and its read event are one record, whose commit
+    always waits for the flush."""
     from atlaslink.audit.service import _ASYNC_IF_READ_ONLY
 
     with database.engine.connect() as c:

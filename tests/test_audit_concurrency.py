@@ -70,12 +70,12 @@ def _last_seq(engine: Engine) -> int:
 
 
 async def _list_at_once(
-    app: FastAPI, served: Served, request_ids: list[str]
+    app: FastAPI, served: Served, request_ids: list[str], *, hold_head: bool = True
 ) -> list[httpx.Response]:
     """List the directory once per request id, all at the same time. On PostgreSQL another
     transaction holds the chain's head until every request waits for it, so that all their
     appends queue on the lock at once."""
-    blocker = served.engine.connect() if is_postgres() else None
+    blocker = served.engine.connect() if is_postgres() and hold_head else None
     if blocker is not None:
         await asyncio.to_thread(
             blocker.execute, text("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE")
@@ -178,60 +178,30 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @postgres_only
-def test_a_read_only_listing_frees_the_head_then_waits_for_the_flush(
+def test_a_listing_appends_and_commits_its_read_event_in_one_round_trip(
     served: Served, sent: list[str]
 ) -> None:
-    """The default: one round trip appends the read event and commits it without the flush
-    wait (the head is free at once); a second one waits for the flush, before the response
-    starts. A listing that also wrote (here: noted the token's use) commits with the flush in
-    the first round trip and needs no second."""
+    """The append and the (durable) COMMIT go to the server together, whether the request
+    wrote something else (here: noted the token's use) or not, so the chain's head is held
+    for no more than the append and its commit."""
     app = create_app(served.engine)
-    with served.engine.begin() as c:  # the next use of the token is noted: a write
-        c.execute(text("UPDATE api_tokens SET last_used_at = NULL"))
-    (wrote,) = asyncio.run(_list_at_once(app, served, ["notes-the-token"]))
-    assert wrote.status_code == 200
-    assert len(sent) == 1 and sent[0].endswith("; COMMIT"), sent
-    sent.clear()
-    (response,) = asyncio.run(_list_at_once(app, served, ["frees-the-head"]))
-    assert response.status_code == 200 and TARGET in response.text
-    first, second = sent
-    guard = first.index("set_config('synchronous_commit', 'off', true)")
-    assert guard < first.index("INSERT INTO audit_events") and first.endswith("; COMMIT")
-    assert second == audit._WAIT_FOR_FLUSH
-    with Session(served.engine) as s:  # committed, seen by another session
-        (last,) = s.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
-        assert (last.action, last.request_id) == ("read", "frees-the-head")
+    for rid, wrote in (("notes-the-token", True), ("reads-only", False)):
+        if wrote:
+            with served.engine.begin() as c:  # the next use of the token is noted: a write
+                c.execute(text("UPDATE api_tokens SET last_used_at = NULL"))
+        sent.clear()
+        (response,) = asyncio.run(_list_at_once(app, served, [rid]))
+        assert response.status_code == 200 and TARGET in response.text
+        (sql,) = sent
+        assert "INSERT INTO audit_events" in sql and sql.endswith("; COMMIT")
+        assert "synchronous_commit" not in sql  # the default waits for the flush
+        with Session(served.engine) as s:  # committed, seen by another session
+            (last,) = s.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
+            assert (last.action, last.request_id) == ("read", rid)
 
 
 @postgres_only
-def test_the_wait_for_the_flush_is_a_commit_that_must_flush(served: Served) -> None:
-    """The second round trip's transaction gets a transaction id, writes WAL and commits with
-    synchronous_commit on: the three conditions under which PostgreSQL's commit
-    (RecordTransactionCommit) flushes the WAL up to its commit record, and so past the read
-    event's before it, before it returns. An empty transaction, even with a transaction id,
-    writes no WAL, and its commit returns without waiting."""
-    url = served.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    seen = []
-    with psycopg.connect(url) as c:
-        for _ in range(5):  # (other work on the server can only add WAL, never hide ours)
-            start = c.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]  # type: ignore[index]
-            c.execute(audit._FLUSH_RECORD)
-            seen.append(
-                c.execute(
-                    "SELECT pg_current_xact_id_if_assigned() IS NOT NULL, "
-                    "pg_current_wal_insert_lsn() > %s::pg_lsn, "
-                    "current_setting('synchronous_commit')",
-                    [start],
-                ).fetchone()
-            )
-            c.commit()
-            time.sleep(0.05)
-    assert seen == [(True, True, "on")] * 5
-    assert f"BEGIN; {audit._FLUSH_RECORD}; COMMIT" == audit._WAIT_FOR_FLUSH
-
-
-@postgres_only
-def test_not_waiting_for_the_flush_leaves_out_the_wait(served: Served, sent: list[str]) -> None:
+def test_not_waiting_for_the_flush_can_be_chosen(served: Served, sent: list[str]) -> None:
     ledger = ReadLedger(actor=Principal(kind="user", label=VIEWER, user_id=None))
     ledger.note("unit", 1, 1, ["contacts"])
     before = _last_seq(served.engine)
@@ -239,25 +209,21 @@ def test_not_waiting_for_the_flush_leaves_out_the_wait(served: Served, sent: lis
         db.execute(text("SELECT 1"))
         audit.commit_with_reads(db, ledger, wait_for_flush=False)
     (sql,) = sent
-    assert "set_config('synchronous_commit', 'off', true)" in sql and sql.endswith("; COMMIT")
+    assert sql.startswith(audit._ASYNC_IF_READ_ONLY) and sql.endswith("; COMMIT")
     assert _last_seq(served.engine) == before + 1
 
 
 @postgres_only
-def test_a_read_whose_flush_is_not_confirmed_shows_nothing(
+def test_a_read_that_cannot_be_recorded_shows_nothing(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """If the wait for the read event's WAL flush fails (here: the database refuses the empty
-    transaction), the response is a 503 problem and nothing of the page is sent; the read event
-    itself was committed first (so the head was free before the wait)."""
+    """If the round trip with the read event fails, nothing of the transaction is kept and
+    nothing of the page is sent: the answer is a problem document."""
     app = create_app(served.engine)
-    asyncio.run(_list_at_once(app, served, ["warm-up-2"]))  # notes the token's use (a write)
-    monkeypatch.setattr("atlaslink.audit.service._WAIT_FOR_FLUSH", "BEGIN; SELECT 1 / 0; COMMIT")
-    (response,) = asyncio.run(_list_at_once(app, served, ["flush-not-confirmed"]))
-    assert response.status_code == 503
+    before = _last_seq(served.engine)
+    monkeypatch.setattr(audit, "_pg_append_pyformat", lambda dialect: "SELECT 1 / 0")
+    (response,) = asyncio.run(_list_at_once(app, served, ["not-recorded"], hold_head=False))
+    assert response.status_code == 409
     assert response.headers["content-type"].startswith("application/problem+json")
-    assert "audit log" in response.json()["detail"]
     assert TARGET not in response.text
-    with Session(served.engine) as s:
-        (last,) = s.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
-        assert (last.action, last.request_id) == ("read", "flush-not-confirmed")
+    assert _last_seq(served.engine) == before

@@ -23,7 +23,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from atlaslink import __version__
 from atlaslink.audit.service import (
     ReadLedger,
-    ReadNotDurable,
     commit_with_reads,
     read_ledger,
     request_id_var,
@@ -178,16 +177,6 @@ class UnitOfWork:
                 commit = message["status"] < 400 or bool(state.get("commit_on_error"))
                 try:
                     await end_transaction(commit)
-                except ReadNotDurable:
-                    log.exception("read event not confirmed durable in request %s", rid)
-                    await send_problem(
-                        503,
-                        "Service unavailable",
-                        "Your read could not be confirmed in the audit log, so nothing is shown. "
-                        f"Try again. Request id {rid}.",
-                    )
-                    replaced = True
-                    return
                 except Exception:
                     log.exception("commit failed in request %s", rid)
                     await send_problem(
@@ -239,10 +228,9 @@ def _rollback_and_close(db: Session) -> None:
 
 
 def _finish(db: Session, ledger: ReadLedger, commit: bool, wait_for_flush: bool) -> None:
-    """End the request's transaction, its read event appended in it
-    (``audit.commit_with_reads``: on PostgreSQL, a transaction that wrote nothing frees the
-    chain's head at its commit and waits for the WAL flush after, so the read is durable before
-    the response starts)."""
+    """End the request's transaction, its read event appended in it (``audit.commit_with_reads``:
+    on PostgreSQL the append and the commit in one round trip; the read is durable before the
+    response starts)."""
     try:
         if not commit:
             db.rollback()

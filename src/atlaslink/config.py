@@ -65,13 +65,12 @@ class Settings(BaseSettings):
     live_heartbeat_seconds: float = 15.0
     live_recheck_seconds: float = 30.0
     live_poll_seconds: float = 0.25
-    # PostgreSQL: a request whose transaction wrote nothing but its read event commits it
-    # without waiting for the WAL flush (synchronous_commit off for that transaction only), which
-    # frees the chain's head at once; true: its response still waits for that flush (a second
-    # transaction that writes one WAL record and holds no lock), so every read is durable before
-    # its page is sent. false: it does not wait; a crash of the database server itself can then
-    # lose the read events of the last moments (PostgreSQL flushes within 3 x wal_writer_delay,
-    # 0.6 s by default), never a change or its event, and the chain stays whole (ADR 0002).
+    # PostgreSQL: false lets a request whose transaction wrote nothing but its read event commit
+    # without waiting for the WAL flush (synchronous_commit off for that transaction only;
+    # PostgreSQL flushes it within 3 x wal_writer_delay, 0.6 s by default). A crash of the
+    # database server itself can then lose the last such read events, never a change or its
+    # event, and the chain stays whole (ADR 0002). True (the default): every read is durable
+    # before its page is sent.
     read_events_wait_for_flush: bool = True
 
     # --- Equipment pool ------------------------------------------------------------------------

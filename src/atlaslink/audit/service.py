@@ -7,6 +7,7 @@ while appending, which keeps the chain linear under concurrent transactions.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import JSON, Engine, bindparam, insert, null, select, text, update
+from sqlalchemy import JSON, Dialect, Engine, bindparam, insert, null, select, text, update
 from sqlalchemy.orm import Session
 
 from atlaslink.auth.principal import Principal
@@ -189,72 +190,54 @@ def _append_row(session: Session, event: AuditEvent) -> None:
     conn.execute(_SEAL_HEAD, {"prev": prev_hash, "h": event.hash})
 
 
-# --- the end of a request: its read event and its commit (PostgreSQL) -----------------------
-
-
-class ReadNotDurable(Exception):
-    """The read event's commit, or its WAL flush, could not be confirmed."""
+# --- the end of a request: its read event and its commit -----------------------------------
 
 
 # synchronous_commit off for this transaction only, if it has written nothing (no transaction
-# id yet): its commit then frees the head without waiting for the disk. A row comes back if so.
+# id yet): only with ATLASLINK_READ_EVENTS_WAIT_FOR_FLUSH=false (ADR 0002).
 _ASYNC_IF_READ_ONLY = (
     "SELECT set_config('synchronous_commit', 'off', true) "
     "WHERE pg_current_xact_id_if_assigned() IS NULL"
 )
-# A transaction that writes one WAL record (a transactional logical message: no table, no lock,
-# ignored by everything but logical decoding) and so commits with the server's
-# synchronous_commit (on by default): its commit returns only once the WAL is flushed past its
-# commit record, and so past the read event's before it. An empty transaction, even with a
-# transaction id, writes no WAL and would not wait (PostgreSQL's RecordTransactionCommit).
-# Requests waiting at the same moment share one flush.
-_FLUSH_RECORD = "SELECT pg_logical_emit_message(true, 'atlaslink.read-flush', '')"
-_WAIT_FOR_FLUSH = f"BEGIN; {_FLUSH_RECORD}; COMMIT"
-# _PG_APPEND in the driver's own parameter style, compiled at first use.
-_PG_APPEND_PYFORMAT: list[str] = []
-_CONFLICT_CLASSES = ("40", "23")  # serialisation/deadlock, integrity: a commit's own conflicts
+
+
+@functools.cache
+def _pg_append_pyformat(dialect: Dialect) -> str:
+    """:data:`_PG_APPEND` in the driver's own parameter style (for client-side binding)."""
+    return str(_PG_APPEND.compile(dialect=dialect))
 
 
 def commit_with_reads(session: Session, ledger: ReadLedger, *, wait_for_flush: bool = True) -> None:
     """Append the ledger's read event, if any, and commit the session's transaction.
 
-    On PostgreSQL (a session on an engine, outside any savepoint), one round trip of several
-    statements (client-side binding, the simple query protocol) makes a transaction that wrote
-    nothing else commit without waiting for the WAL flush, appends, and commits: the chain's
-    head is free for the next request at once. Then, for such a transaction and unless not
-    ``wait_for_flush``, a second round trip waits for the flush, holding no lock, so the read
-    is durable when this returns (ADR 0002). A transaction that wrote something commits with
-    the flush in the first round trip (its change and its read event are one record).
-
-    Raises :class:`ReadNotDurable` if a round trip fails other than by the transaction's own
-    conflict (serialisation, deadlock, integrity: raised as they come, as from a commit)."""
+    On PostgreSQL (a session on an engine, outside any savepoint) the append and the COMMIT go
+    in one round trip (client-side binding, the simple query protocol), so the chain's head is
+    held from the append to the end of the commit and not a moment longer: no Python and no
+    second round trip in between. The commit waits for the WAL flush, so the read is durable
+    before the response starts; unless ``wait_for_flush``, a transaction that wrote nothing
+    else commits without waiting (ADR 0002). A failure is a failed commit: nothing of the
+    transaction is kept."""
     event = take_read_event(ledger)
-    params = None
-    if event is not None and _may_commit_itself(session):
-        session.flush()
-        params = _pg_append_params(event)
-    if event is None or params is None:
-        if event is not None:
-            session.flush()
-            _append_row(session, event)
+    if event is None:
+        session.commit()
+        return
+    session.flush()
+    postgres = session.get_bind().dialect.name == "postgresql"
+    params = _pg_append_params(event) if _may_commit_itself(session) else None
+    if params is None:  # SQLite, a session inside a larger transaction, or a marker
+        if postgres and not wait_for_flush:
+            session.execute(text(_ASYNC_IF_READ_ONLY))
+        _append_row(session, event)
         session.commit()
         return
     conn = session.connection()
-    if not _PG_APPEND_PYFORMAT:
-        _PG_APPEND_PYFORMAT.append(str(_PG_APPEND.compile(dialect=conn.dialect)))
     params["after"] = json.dumps(params["after"])  # as the JSON column would store it
+    statements = [] if wait_for_flush else [_ASYNC_IF_READ_ONLY]
+    statements += [_pg_append_pyformat(conn.dialect), "COMMIT"]
     raw = conn.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
-    try:
-        with psycopg.ClientCursor(raw) as cur:
-            cur.execute(f"{_ASYNC_IF_READ_ONLY}; {_PG_APPEND_PYFORMAT[0]}; COMMIT", params)
-            read_only = cur.fetchone() is not None  # the first statement's row, if it set
-            if read_only and wait_for_flush:
-                cur.execute(_WAIT_FOR_FLUSH)
-    except psycopg.Error as exc:
-        if (exc.sqlstate or "")[:2] in _CONFLICT_CLASSES:
-            raise
-        raise ReadNotDurable(str(exc)) from exc
+    with psycopg.ClientCursor(raw) as cur:
+        cur.execute("; ".join(statements), params)
     session.commit()  # the session's bookkeeping: the server is idle, psycopg sends nothing
 
 
