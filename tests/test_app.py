@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from atlaslink.models import Country
@@ -112,3 +114,34 @@ def test_an_unhandled_error_rolls_back_and_names_the_request(app: Any, db: Sessi
     assert "req-500" in r.json()["detail"] and "secret internals" not in r.text
     assert r.headers["x-request-id"] == "req-500" and r.headers["x-content-type-options"]
     assert db.get(Country, "QF") is None
+
+
+def test_a_transaction_the_database_aborted_for_a_collision_is_a_409_and_keeps_nothing(
+    app: Any,
+    db: Session,  # type: ignore[misc]
+) -> None:
+    """A deadlock or serialization failure (PostgreSQL aborts one of two colliding
+    transactions) is not our error: the user is told to try again, nothing was kept. Any
+    other database error stays a 500."""
+
+    def collide(db: DB, kind: str) -> None:
+        _add_country(db, "QG")
+        orig = {
+            "deadlock": psycopg.errors.DeadlockDetected("deadlock detected"),
+            "serialization": psycopg.errors.SerializationFailure("could not serialize"),
+            "other": psycopg.errors.DiskFull("no space left"),
+        }[kind]
+        raise OperationalError("INSERT ...", {}, orig)
+
+    app.add_api_route("/api/v1/test-collide", collide, methods=["POST"])
+    client = TestClient(app, raise_server_exceptions=False)
+    for kind in ("deadlock", "serialization"):
+        r = client.post(f"/api/v1/test-collide?kind={kind}", headers={"X-Request-ID": "req-409"})
+        assert r.status_code == 409, (kind, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert "Try again" in r.json()["detail"] and r.json()["request_id"] == "req-409"
+        assert "deadlock" not in r.text and "INSERT" not in r.text
+        assert db.get(Country, "QG") is None
+    r = client.post("/api/v1/test-collide?kind=other")
+    assert r.status_code == 500 and "no space" not in r.text
+    assert db.get(Country, "QG") is None

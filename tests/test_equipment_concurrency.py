@@ -9,11 +9,12 @@ SQLite ``BEGIN IMMEDIATE`` serialises them (ADR 0005). Both must give one winner
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from atlaslink.auth import service as auth
@@ -21,7 +22,7 @@ from atlaslink.auth.principal import SYSTEM
 from atlaslink.db import make_engine
 from atlaslink.equipment import loans, schemas, service
 from atlaslink.errors import Conflict
-from atlaslink.models import EquipmentLoan, EquipmentReservation, User
+from atlaslink.models import EquipmentItem, EquipmentLoan, EquipmentReservation, User
 from tests.conftest import create_database, is_postgres, load_demo
 
 BORROWERS = ("duty.de", "commander.de", "commander.nl", "duty.fr")
@@ -134,3 +135,114 @@ def test_the_database_refuses_an_overlap_that_bypasses_the_service(engine: Engin
         with pytest.raises(IntegrityError, match="ex_equipment_reservations_no_overlap"):
             s.flush()
         s.rollback()
+
+
+def _new_item(engine: Engine, ref: str) -> int:
+    with Session(engine) as s:
+        item = service.register_item(
+            s,
+            SYSTEM,
+            schemas.ItemCreate(
+                ref=ref,
+                category="robot",
+                model="tEODor",
+                unit="AT-ADLER",
+                sharing=schemas.Sharing(audience="network"),  # type: ignore[arg-type]
+            ),
+        )
+        s.commit()
+        return item.id
+
+
+def _wait_until_blocked_by(engine: Engine, pid: int) -> None:
+    """Until some other backend waits for a lock that backend ``pid`` holds."""
+    deadline = time.monotonic() + 20
+    with engine.connect() as c:
+        while time.monotonic() < deadline:
+            waiting = c.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
+                ),
+                {"pid": pid},
+            )
+            c.rollback()
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError("nothing came to wait for the first transaction")
+
+
+@pytest.mark.skipif(not is_postgres(), reason="row locks are PostgreSQL's")
+def test_a_booking_waits_for_one_in_progress_and_is_refused_naming_it(engine: Engine) -> None:
+    """Two bookings of one item: the later waits on the item until the earlier commits, then
+    is refused with the clash named. (Without the item lock both insert and each waits for the
+    other in the exclusion constraint's check; PostgreSQL then aborts one as a deadlock.)"""
+    item_id = _new_item(engine, "QUEUE-1")
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=60)
+    outcome: dict[str, object] = {}
+
+    def later() -> None:
+        try:
+            with Session(engine) as b:
+                item = b.get(EquipmentItem, item_id)
+                assert item is not None
+                service.book(
+                    b,
+                    SYSTEM,
+                    item,
+                    start + timedelta(hours=2),
+                    start + timedelta(hours=5),
+                    kind="maintenance",
+                )
+                b.commit()
+                outcome["booked"] = True
+        except Conflict as exc:
+            outcome["refused"] = exc.detail
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    with Session(engine) as a:
+        item = a.get(EquipmentItem, item_id)
+        assert item is not None
+        service.book(a, SYSTEM, item, start, start + timedelta(days=1), kind="maintenance")
+        pid = a.scalar(text("SELECT pg_backend_pid()"))
+        assert isinstance(pid, int)
+        t = threading.Thread(target=later)
+        t.start()
+        _wait_until_blocked_by(engine, pid)
+        a.commit()
+    t.join(timeout=30)
+    assert not t.is_alive()
+    assert "error" not in outcome and "booked" not in outcome, outcome
+    assert f"maintenance from {start:%Y-%m-%d %H:%M}" in str(outcome["refused"]), outcome
+
+
+@pytest.mark.skipif(not is_postgres(), reason="row locks are PostgreSQL's")
+def test_items_are_held_in_one_order_so_crosswise_bookings_queue(engine: Engine) -> None:
+    """One transaction holds item X and goes on to Y; another asks for Y and X (an offer
+    naming them the other way round). The second must wait at X holding nothing, so the first
+    gets Y: no deadlock, whatever order the items were named in."""
+    x, y = sorted((_new_item(engine, "CROSS-X"), _new_item(engine, "CROSS-Y")))
+    outcome: dict[str, object] = {}
+
+    def crosswise() -> None:
+        try:
+            with Session(engine) as b:
+                service.hold_items(b, [y, x])
+                b.commit()
+                outcome["held"] = True
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    with Session(engine) as a:
+        a.execute(text("SET LOCAL lock_timeout = '5s'"))
+        service.hold_items(a, [x])
+        pid = a.scalar(text("SELECT pg_backend_pid()"))
+        assert isinstance(pid, int)
+        t = threading.Thread(target=crosswise)
+        t.start()
+        _wait_until_blocked_by(engine, pid)
+        service.hold_items(a, [y])  # would wait for the other transaction if it held Y
+        a.commit()
+    t.join(timeout=30)
+    assert outcome == {"held": True}, outcome

@@ -28,7 +28,7 @@ from atlaslink.audit.service import (
     request_id_var,
 )
 from atlaslink.config import get_settings
-from atlaslink.db import get_engine
+from atlaslink.db import get_engine, is_concurrency_failure
 from atlaslink.web import problems
 from atlaslink.web.deps import LoginRequired
 
@@ -195,14 +195,26 @@ class UnitOfWork:
         except _TooLarge:
             await end_transaction(False)
             raise  # BodyLimit answers it
-        except Exception:
-            log.exception("unhandled error in request %s", rid)
+        except Exception as exc:
+            collided = is_concurrency_failure(exc)
+            if collided:
+                log.warning("request %s collided with another transaction: %s", rid, exc)
+            else:
+                log.exception("unhandled error in request %s", rid)
             try:
                 await end_transaction(False)
             except Exception:
                 log.exception("rollback failed in request %s", rid)
             if started:
                 raise  # too late for another response: the server ends the connection
+            if collided:
+                await send_problem(
+                    409,
+                    "Conflict",
+                    "Your change met another one made at the same moment and was not saved. "
+                    "Try again.",
+                )
+                return
             await send_problem(
                 500,
                 "Internal error",

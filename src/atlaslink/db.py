@@ -21,6 +21,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from atlaslink.config import get_settings
 
+# SQLSTATEs of a transaction PostgreSQL aborted because another one ran at the same time
+# (deadlock detected, serialization failure): nothing of it was kept, and trying again may work.
+_CONCURRENCY_FAILURES = frozenset({"40P01", "40001"})
+
+
+def is_concurrency_failure(exc: BaseException) -> bool:
+    """Whether the database aborted this transaction for colliding with another one."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) in _CONCURRENCY_FAILURES
+
 
 def normalise_url(url: str) -> str:
     """Accept plain ``postgresql://`` URLs and use psycopg 3 for them."""

@@ -484,6 +484,23 @@ def availability_problem(
     return _busy_message(clashes) if clashes else None
 
 
+def hold_items(session: Session, item_ids: list[int]) -> None:
+    """Lock these items' rows until the transaction ends (PostgreSQL; on SQLite the
+    transaction already holds the database's write lock), in id order, so two transactions
+    booking several items never wait for each other crosswise. A transaction that holds an
+    item may lock it again. Ordinary updates of the item wait for it too."""
+    if item_ids and session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(EquipmentItem.id)
+            .where(EquipmentItem.id.in_(sorted(set(item_ids))))
+            .order_by(EquipmentItem.id)
+            # FOR NO KEY UPDATE: rows that refer to the item (a loan, a reservation) take
+            # FOR KEY SHARE on it, which this does not wait for; FOR UPDATE would, and two
+            # transactions that had each inserted a loan would deadlock upgrading.
+            .with_for_update(key_share=True)
+        )
+
+
 def book(
     session: Session,
     actor: Principal,
@@ -498,10 +515,13 @@ def book(
     """Hold [start, end) for the item, or refuse with a 409 if any active period overlaps.
 
     On SQLite the transaction began with ``BEGIN IMMEDIATE`` and holds the database's write
-    lock, so nothing can slip in between this check and the insert. On PostgreSQL two
-    transactions may both pass the check; the exclusion constraint then makes the second
-    insert wait for the first and fail once it commits (SQLSTATE 23P01), which is answered
-    with the same 409."""
+    lock, so nothing can slip in between this check and the insert. On PostgreSQL the item's
+    row is locked first (``hold_items``), so bookings of one item queue: the later one checks
+    after the earlier committed and is refused with the message naming the clash. Without the
+    lock both would insert and then each wait for the other in the exclusion constraint's
+    check, a deadlock PostgreSQL breaks by aborting one of them. The constraint stays the
+    guarantee for any path that does not come through here (SQLSTATE 23P01, the same 409)."""
+    hold_items(session, [item.id])
     problem = availability_problem(session, item, start, end)
     if problem is not None:
         raise Conflict(problem)

@@ -173,6 +173,9 @@ def reserve(
     )
     if not rows:
         return []
+    # Every item of the offer is locked before the first is booked, in id order: two
+    # acceptances of offers naming the same items the other way round queue, not deadlock.
+    equipment.hold_items(session, [oe.item_id for oe in rows])
     now = utcnow()
     borrower = req.requesting_unit_id or offer.unit_id
     made = []
