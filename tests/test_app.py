@@ -81,6 +81,7 @@ def test_a_failed_commit_becomes_a_409_problem(app: Any, db: Session) -> None:  
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["title"] == "Conflict" and r.json()["request_id"] == "req-409"
     assert r.headers["x-request-id"] == "req-409" and "stored" not in r.text
+    assert "Your change" in r.json()["detail"] and "Try again" in r.json()["detail"]
     assert db.get(Country, "QD") is None
 
 

@@ -226,4 +226,5 @@ def test_a_read_that_cannot_be_recorded_shows_nothing(
     assert response.status_code == 409
     assert response.headers["content-type"].startswith("application/problem+json")
     assert TARGET not in response.text
+    assert "Nothing was shown" in response.json()["detail"]  # not "your change": a page
     assert _last_seq(served.engine) == before

@@ -179,11 +179,7 @@ class UnitOfWork:
                     await end_transaction(commit)
                 except Exception:
                     log.exception("commit failed in request %s", rid)
-                    await send_problem(
-                        409,
-                        "Conflict",
-                        "Your change collided with another one and was not saved. Try again.",
-                    )
+                    await send_problem(409, "Conflict", _collision_detail(scope))
                     replaced = True
                     return
                 started = True
@@ -208,12 +204,7 @@ class UnitOfWork:
             if started:
                 raise  # too late for another response: the server ends the connection
             if collided:
-                await send_problem(
-                    409,
-                    "Conflict",
-                    "Your change met another one made at the same moment and was not saved. "
-                    "Try again.",
-                )
+                await send_problem(409, "Conflict", _collision_detail(scope))
                 return
             await send_problem(
                 500,
@@ -230,6 +221,17 @@ class UnitOfWork:
             for db in used:
                 if db.in_transaction():
                     await run_in_threadpool(_rollback_and_close, db)
+
+
+def _collision_detail(scope: Scope) -> str:
+    """What a request that met another one at the same moment is told: nothing of it was kept
+    (a read-only request's read record included, so nothing is shown either)."""
+    if scope.get("method") in ("GET", "HEAD"):
+        return (
+            "This page could not be served: another request was recorded at the same moment. "
+            "Nothing was shown. Try again."
+        )
+    return "Your change met another one made at the same moment and was not saved. Try again."
 
 
 def _rollback_and_close(db: Session) -> None:
