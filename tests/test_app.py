@@ -146,3 +146,16 @@ def test_a_transaction_the_database_aborted_for_a_collision_is_a_409_and_keeps_n
     r = client.post("/api/v1/test-collide?kind=other")
     assert r.status_code == 500 and "no space" not in r.text
     assert db.get(Country, "QG") is None
+
+
+def test_a_collision_is_recognised_wrapped_raw_or_as_the_cause() -> None:
+    from atlaslink.db import is_concurrency_failure
+
+    deadlock = psycopg.errors.DeadlockDetected("deadlock detected")
+    assert is_concurrency_failure(OperationalError("INSERT ...", {}, deadlock))
+    assert is_concurrency_failure(deadlock)  # psycopg's own, as commit_with_reads sees it
+    outer = RuntimeError("while committing")
+    outer.__cause__ = OperationalError("COMMIT", {}, psycopg.errors.SerializationFailure("x"))
+    assert is_concurrency_failure(outer)
+    assert not is_concurrency_failure(RuntimeError("x"))
+    assert not is_concurrency_failure(OperationalError("s", {}, psycopg.errors.DiskFull("x")))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import typer
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
@@ -152,6 +153,28 @@ def test_database_errors_are_readable(monkeypatch: pytest.MonkeyPatch) -> None:
         assert r.exit_code == 1 and "cannot use the database" in r.output  # type: ignore[attr-defined]
     finally:
         _clear_caches()
+
+
+def test_a_collision_with_another_change_says_run_it_again(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A deadlock or serialization failure the database reports is not "cannot use the
+    database": the operator is told nothing was saved and to run the command again."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    from atlaslink.cli import handled
+
+    for orig, expected in (
+        (psycopg.errors.DeadlockDetected("deadlock detected"), "Run the command again"),
+        (psycopg.errors.SerializationFailure("could not serialize"), "Run the command again"),
+        (psycopg.errors.DiskFull("no space left"), "cannot use the database"),
+    ):
+        with pytest.raises(typer.Exit) as exit_, handled():
+            raise OperationalError("UPDATE ...", {}, orig)
+        assert exit_.value.exit_code == 1
+        said = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+        assert expected in said and "Traceback" not in said, said
 
 
 def _free_port() -> int:

@@ -1,9 +1,11 @@
 """Many overlapping loan requests for one item at the same instant: exactly one wins.
 
-Real commits in a database of its own (threads, one connection each). On PostgreSQL the
-exclusion constraint decides between transactions that all passed the service's check; on
+Real commits in a database of its own (threads, one connection each). On PostgreSQL
+bookings of one item queue on the item's row and the exclusion constraint backs that up; on
 SQLite ``BEGIN IMMEDIATE`` serialises them (ADR 0005). Both must give one winner and clear
-409s for everyone else, and leave exactly one active reservation.
+409s for everyone else, and leave exactly one active reservation. The PostgreSQL-only tests
+below make each lock ordering happen deterministically (one transaction waits for another,
+seen in ``pg_blocking_pids``) and fail without the lock they test.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
 
+from atlaslink.audit import service as audit
 from atlaslink.auth import service as auth
-from atlaslink.auth.principal import SYSTEM
+from atlaslink.auth.principal import SYSTEM, Principal
 from atlaslink.db import make_engine
-from atlaslink.equipment import loans, schemas, service
+from atlaslink.equipment import loans, schemas, service, spreadsheets
 from atlaslink.errors import Conflict
 from atlaslink.models import EquipmentItem, EquipmentLoan, EquipmentReservation, User
 from tests.conftest import create_database, is_postgres, load_demo
@@ -175,8 +178,9 @@ def _wait_until_blocked_by(engine: Engine, pid: int) -> None:
 @pytest.mark.skipif(not is_postgres(), reason="row locks are PostgreSQL's")
 def test_a_booking_waits_for_one_in_progress_and_is_refused_naming_it(engine: Engine) -> None:
     """Two bookings of one item: the later waits on the item until the earlier commits, then
-    is refused with the clash named. (Without the item lock both insert and each waits for the
-    other in the exclusion constraint's check; PostgreSQL then aborts one as a deadlock.)"""
+    is refused with the clash named. (Without the item lock the later one would insert, wait
+    in the exclusion constraint's check and fail with the vaguer "a moment ago"; and two that
+    had both inserted before either checked would deadlock there, the CI failure.)"""
     item_id = _new_item(engine, "QUEUE-1")
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=60)
     outcome: dict[str, object] = {}
@@ -246,3 +250,95 @@ def test_items_are_held_in_one_order_so_crosswise_bookings_queue(engine: Engine)
         a.commit()
     t.join(timeout=30)
     assert outcome == {"held": True}, outcome
+
+
+def _principal(engine: Engine, username: str) -> Principal:
+    with Session(engine) as s:
+        user = s.scalar(select(User).where(User.username == username))
+        assert user is not None
+        return auth.principal_of(user)
+
+
+@pytest.mark.skipif(not is_postgres(), reason="row locks are PostgreSQL's")
+def test_an_inventory_import_and_a_booking_of_one_of_its_items_queue(engine: Engine) -> None:
+    """A booking holds item B and has not yet written its audit event; an import that changes
+    items A and B starts. The import must wait for B before it takes the audit chain's head, or
+    the booking's audit event (waiting for the head) and the import (waiting for B) deadlock."""
+    a, b = sorted((_new_item(engine, "IMP-A"), _new_item(engine, "IMP-B")))
+    commander = _principal(engine, "commander.at")
+    file = (
+        b"unit_code,ref,category,model,audience\n"
+        b"AT-ADLER,IMP-A,robot,tEODor Mk2,network\n"
+        b"AT-ADLER,IMP-B,robot,tEODor Mk2,network\n"
+    )
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=90)
+    outcome: dict[str, object] = {}
+
+    def import_file() -> None:
+        try:
+            with Session(engine) as s:
+                report = spreadsheets.import_inventory(s, commander, "inv.csv", file)
+                s.commit()
+                outcome["import"] = (report.applied, report.updated, report.errors)
+        except BaseException as exc:
+            outcome["import_error"] = exc
+
+    with Session(engine) as k:
+        item = k.get(EquipmentItem, b)
+        assert item is not None
+        service.book(k, SYSTEM, item, start, start + timedelta(hours=4), kind="maintenance")
+        pid = k.scalar(text("SELECT pg_backend_pid()"))
+        assert isinstance(pid, int)
+        t = threading.Thread(target=import_file)
+        t.start()
+        _wait_until_blocked_by(engine, pid)
+        audit.append(k, SYSTEM, "equipment.maintenance_add", "equipment_item", b)
+        k.commit()
+    t.join(timeout=30)
+    assert outcome == {"import": (True, 2, [])}, outcome
+    with Session(engine) as s:
+        assert {s.get(EquipmentItem, i).model for i in (a, b)} == {"tEODor Mk2"}  # type: ignore[union-attr]
+
+
+@pytest.mark.skipif(not is_postgres(), reason="row locks are PostgreSQL's")
+def test_an_item_lost_while_a_loan_request_waited_is_not_lent(engine: Engine) -> None:
+    """The owner marks the item lost; a loan request for it arrives before that commits. The
+    request waits for the item and then sees it lost: 409, no loan."""
+    item_id = _new_item(engine, "LOST-1")
+    borrower = _principal(engine, "duty.de")
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=120)
+    outcome: dict[str, object] = {}
+
+    def borrow() -> None:
+        try:
+            with Session(engine) as s:
+                # Loaded (status "available") before the owner's change commits.
+                assert service.visible_item(s, borrower, item_id).status == "available"
+                loans.request_loan(
+                    s,
+                    borrower,
+                    item_id,
+                    schemas.LoanCreate(
+                        starts_at=start, ends_at=start + timedelta(days=2), purpose="operation"
+                    ),
+                )
+                s.commit()
+                outcome["lent"] = True
+        except Conflict as exc:
+            outcome["refused"] = exc.detail
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    with Session(engine) as o:
+        service.hold_items(o, [item_id])
+        o.execute(update(EquipmentItem).where(EquipmentItem.id == item_id).values(status="lost"))
+        pid = o.scalar(text("SELECT pg_backend_pid()"))
+        assert isinstance(pid, int)
+        t = threading.Thread(target=borrow)
+        t.start()
+        _wait_until_blocked_by(engine, pid)
+        o.commit()
+    t.join(timeout=30)
+    assert "lost" in str(outcome.get("refused")), outcome
+    with Session(engine) as s:
+        assert not s.scalars(select(EquipmentLoan).where(EquipmentLoan.item_id == item_id)).all()

@@ -228,10 +228,13 @@ def _collision_detail(scope: Scope) -> str:
     (a read-only request's read record included, so nothing is shown either)."""
     if scope.get("method") in ("GET", "HEAD"):
         return (
-            "This page could not be served: another request was recorded at the same moment. "
-            "Nothing was shown. Try again."
+            "This page could not be served: recording who read it did not complete (another "
+            "request at the same moment, or the database). Nothing was shown. Try again."
         )
-    return "Your change met another one made at the same moment and was not saved. Try again."
+    return (
+        "Your change was not saved: another one was made at the same moment, or the database "
+        "could not complete it. Try again."
+    )
 
 
 def _rollback_and_close(db: Session) -> None:

@@ -23,7 +23,7 @@ from atlaslink.auth import service as auth
 from atlaslink.auth.permissions import ROLE_LABELS, Role
 from atlaslink.auth.principal import SYSTEM, Principal
 from atlaslink.config import get_settings
-from atlaslink.db import get_engine, unit_of_work
+from atlaslink.db import get_engine, is_concurrency_failure, unit_of_work
 from atlaslink.demo.seed import DemoAccount
 from atlaslink.errors import DomainError
 from atlaslink.models import User
@@ -87,6 +87,11 @@ def handled() -> Iterator[None]:
             err.print(f"  - {where}: {ve['msg']}", highlight=False)
         raise fail("the input is not valid") from None
     except OperationalError as exc:
+        if is_concurrency_failure(exc):
+            raise fail(
+                "another change was made at the same moment; nothing was saved. "
+                "Run the command again."
+            ) from None
         raise fail(f"cannot use the database: {exc.orig}") from None
 
 

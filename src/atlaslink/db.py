@@ -27,9 +27,18 @@ _CONCURRENCY_FAILURES = frozenset({"40P01", "40001"})
 
 
 def is_concurrency_failure(exc: BaseException) -> bool:
-    """Whether the database aborted this transaction for colliding with another one."""
-    orig = getattr(exc, "orig", None)
-    return getattr(orig, "sqlstate", None) in _CONCURRENCY_FAILURES
+    """Whether the database aborted this transaction for colliding with another one: a
+    SQLAlchemy error wrapping the driver's (``orig``), the driver's own, or either as the
+    cause of another exception."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        for candidate in (seen, getattr(seen, "orig", None)):
+            if getattr(candidate, "sqlstate", None) in _CONCURRENCY_FAILURES:
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def normalise_url(url: str) -> str:

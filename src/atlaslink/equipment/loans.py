@@ -131,6 +131,7 @@ def request_loan(
     item = service.visible_item(session, actor, item_id)
     if item.unit_id == actor.unit_id:
         raise Invalid("This is your own unit's item: book a maintenance window instead.")
+    service.hold_items(session, [item.id])  # the status below is the committed one
     if item.status != "available":
         raise Conflict(f"The item is not in service ({item.status}).")
     service._check_period(data.starts_at, data.ends_at)

@@ -487,18 +487,24 @@ def availability_problem(
 def hold_items(session: Session, item_ids: list[int]) -> None:
     """Lock these items' rows until the transaction ends (PostgreSQL; on SQLite the
     transaction already holds the database's write lock), in id order, so two transactions
-    booking several items never wait for each other crosswise. A transaction that holds an
-    item may lock it again. Ordinary updates of the item wait for it too."""
+    booking several items never wait for each other crosswise. The items are read again under
+    the lock (``populate_existing``): a status checked after this is the committed one, not one
+    loaded before another transaction retired the item. A transaction that holds an item may
+    lock it again. Ordinary updates of the item wait for it too.
+
+    The rule that keeps this free of deadlocks: a transaction takes the items it will book or
+    change before the audit chain's head (``audit.append`` locks the head until commit)."""
     if item_ids and session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            select(EquipmentItem.id)
+        session.scalars(
+            select(EquipmentItem)
             .where(EquipmentItem.id.in_(sorted(set(item_ids))))
             .order_by(EquipmentItem.id)
             # FOR NO KEY UPDATE: rows that refer to the item (a loan, a reservation) take
             # FOR KEY SHARE on it, which this does not wait for; FOR UPDATE would, and two
             # transactions that had each inserted a loan would deadlock upgrading.
             .with_for_update(key_share=True)
-        )
+            .execution_options(populate_existing=True)
+        ).all()
 
 
 def book(

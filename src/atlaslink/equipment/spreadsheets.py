@@ -297,6 +297,10 @@ def import_inventory(
     rows = _validate(session, actor, table, report)
     if report.errors or dry_run:
         return report
+    # The items the file changes are locked first, together: each row appends to the audit
+    # chain, whose head stays locked until commit, and a booking holds its item before the
+    # head (service.hold_items); taking the items one by one would deadlock with it.
+    service.hold_items(session, [r.item_id for r in rows if r.update is not None and r.item_id])
     try:
         # Sharing targets and the like are checked again as the rows are applied; any error
         # is reported on its row and nothing of the file stays (the caller rolls back).
