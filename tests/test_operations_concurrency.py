@@ -497,3 +497,71 @@ def test_one_item_offered_to_two_requests_accepted_at_once(live: Live) -> None:
         offer = s.get(Offer, lost)
         assert offer is not None and offer.status == "OFFERED"
         assert s.scalar(select(func.count()).where(Arrangement.offer_id == lost)) == 0
+
+
+@postgres_only
+def test_two_offers_naming_the_same_items_the_other_way_round_queue(live: Live) -> None:
+    """Item X is held by a transaction that goes on to take Y (as a booking of X, then Y,
+    would); meanwhile an offer naming Y then X is accepted. The acceptance must wait at X
+    holding nothing (the items of an offer are locked together, in id order, before any is
+    booked), so the first transaction gets Y and both end: no deadlock, whatever the order the
+    offer named them in."""
+    from sqlalchemy import text
+
+    from atlaslink.equipment import service as equipment
+
+    at = live.client("commander.at")
+    ids = []
+    for _ in range(2):
+        r = at.post(
+            "/api/v1/equipment",
+            json={
+                "ref": f"CROSS-{uuid.uuid4().hex[:8]}",
+                "category": "counter_drone",
+                "model": "Skywall 100",
+                "sharing": {"audience": "own_unit"},
+            },
+        )
+        assert r.status_code == 201, r.text
+        ids.append(int(r.json()["id"]))
+    x, y = sorted(ids)
+    rid = _request(live, ["AT-ADLER"])
+    r = live.client("duty.at").post(
+        f"/api/v1/requests/{rid}/answers",
+        json={"answer": "accept", "lines": [{"line_no": 1, "quantity": 2}], "equipment": [y, x]},
+    )
+    assert r.status_code == 201, r.text
+    offer = int(r.json()["offers"][0]["id"])
+    accepted: list[httpx.Response] = []
+    de = live.client("duty.de")
+
+    with Session(live.engine) as holder:
+        holder.execute(text("SET LOCAL lock_timeout = '10s'"))
+        equipment.hold_items(holder, [x])
+        pid = holder.scalar(text("SELECT pg_backend_pid()"))
+        t = threading.Thread(
+            target=lambda: accepted.append(
+                de.post(f"/api/v1/requests/{rid}/offers/{offer}/accept", json={})
+            )
+        )
+        t.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with live.engine.connect() as c:
+                if c.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE :p = ANY(pg_blocking_pids(pid))"
+                    ),
+                    {"p": pid},
+                ):
+                    break
+            time.sleep(0.02)
+        else:
+            raise AssertionError("the acceptance never came to wait for item X")
+        equipment.hold_items(holder, [y])  # waits, and deadlocks, if the acceptance holds Y
+        holder.commit()
+    t.join(timeout=30)
+    assert len(accepted) == 1 and accepted[0].status_code == 200, [a.text for a in accepted]
+    with Session(live.engine) as s:
+        loans = s.scalars(select(EquipmentLoan).where(EquipmentLoan.item_id.in_([x, y]))).all()
+        assert sorted(loan.item_id for loan in loans) == [x, y]
