@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -157,6 +157,16 @@ def _new_item(engine: Engine, ref: str) -> int:
         return item.id
 
 
+def start_blocked_by(engine: Engine, holder: Session, work: Callable[[], None]) -> threading.Thread:
+    """Run ``work`` in a thread and return once it waits for a lock ``holder`` holds."""
+    pid = holder.scalar(text("SELECT pg_backend_pid()"))
+    assert isinstance(pid, int)
+    t = threading.Thread(target=work)
+    t.start()
+    _wait_until_blocked_by(engine, pid)
+    return t
+
+
 def _wait_until_blocked_by(engine: Engine, pid: int) -> None:
     """Until some other backend waits for a lock that backend ``pid`` holds."""
     deadline = time.monotonic() + 20
@@ -209,11 +219,7 @@ def test_a_booking_waits_for_one_in_progress_and_is_refused_naming_it(engine: En
         item = a.get(EquipmentItem, item_id)
         assert item is not None
         service.book(a, SYSTEM, item, start, start + timedelta(days=1), kind="maintenance")
-        pid = a.scalar(text("SELECT pg_backend_pid()"))
-        assert isinstance(pid, int)
-        t = threading.Thread(target=later)
-        t.start()
-        _wait_until_blocked_by(engine, pid)
+        t = start_blocked_by(engine, a, later)
         a.commit()
     t.join(timeout=30)
     assert not t.is_alive()
@@ -241,11 +247,7 @@ def test_items_are_held_in_one_order_so_crosswise_bookings_queue(engine: Engine)
     with Session(engine) as a:
         a.execute(text("SET LOCAL lock_timeout = '5s'"))
         service.hold_items(a, [x])
-        pid = a.scalar(text("SELECT pg_backend_pid()"))
-        assert isinstance(pid, int)
-        t = threading.Thread(target=crosswise)
-        t.start()
-        _wait_until_blocked_by(engine, pid)
+        t = start_blocked_by(engine, a, crosswise)
         service.hold_items(a, [y])  # would wait for the other transaction if it held Y
         a.commit()
     t.join(timeout=30)
@@ -287,11 +289,7 @@ def test_an_inventory_import_and_a_booking_of_one_of_its_items_queue(engine: Eng
         item = k.get(EquipmentItem, b)
         assert item is not None
         service.book(k, SYSTEM, item, start, start + timedelta(hours=4), kind="maintenance")
-        pid = k.scalar(text("SELECT pg_backend_pid()"))
-        assert isinstance(pid, int)
-        t = threading.Thread(target=import_file)
-        t.start()
-        _wait_until_blocked_by(engine, pid)
+        t = start_blocked_by(engine, k, import_file)
         audit.append(k, SYSTEM, "equipment.maintenance_add", "equipment_item", b)
         k.commit()
     t.join(timeout=30)
@@ -332,11 +330,7 @@ def test_an_item_lost_while_a_loan_request_waited_is_not_lent(engine: Engine) ->
     with Session(engine) as o:
         service.hold_items(o, [item_id])
         o.execute(update(EquipmentItem).where(EquipmentItem.id == item_id).values(status="lost"))
-        pid = o.scalar(text("SELECT pg_backend_pid()"))
-        assert isinstance(pid, int)
-        t = threading.Thread(target=borrow)
-        t.start()
-        _wait_until_blocked_by(engine, pid)
+        t = start_blocked_by(engine, o, borrow)
         o.commit()
     t.join(timeout=30)
     assert "lost" in str(outcome.get("refused")), outcome

@@ -445,23 +445,28 @@ def test_killing_the_server_mid_operation_loses_nothing(live: Live, tmp_path: Pa
     assert "intact" in verify.stdout
 
 
-@postgres_only
-def test_one_item_offered_to_two_requests_accepted_at_once(live: Live) -> None:
-    """The same item offered in two operations, both offers accepted at the same instant: the
-    database lets exactly one booking through (exclusion constraint, ADR 0005); the other
-    acceptance is a 409 naming the item and writes nothing (offer still open, no loan, no
-    arrangements record)."""
+def _own_item(live: Live, prefix: str) -> int:
+    """A new item of AT-ADLER's inventory (own unit only), registered by its commander."""
     r = live.client("commander.at").post(
         "/api/v1/equipment",
         json={
-            "ref": f"RACE-{uuid.uuid4().hex[:8]}",
+            "ref": f"{prefix}-{uuid.uuid4().hex[:8]}",
             "category": "counter_drone",
             "model": "Skywall 100",
             "sharing": {"audience": "own_unit"},
         },
     )
     assert r.status_code == 201, r.text
-    item = int(r.json()["id"])
+    return int(r.json()["id"])
+
+
+@postgres_only
+def test_one_item_offered_to_two_requests_accepted_at_once(live: Live) -> None:
+    """The same item offered in two operations, both offers accepted at the same instant: the
+    database lets exactly one booking through (exclusion constraint, ADR 0005); the other
+    acceptance is a 409 naming the item and writes nothing (offer still open, no loan, no
+    arrangements record)."""
+    item = _own_item(live, "RACE")
     rids = [_request(live, ["AT-ADLER"]) for _ in range(2)]
     offers = []
     for rid in rids:
@@ -509,22 +514,9 @@ def test_two_offers_naming_the_same_items_the_other_way_round_queue(live: Live) 
     from sqlalchemy import text
 
     from atlaslink.equipment import service as equipment
+    from tests.test_equipment_concurrency import start_blocked_by
 
-    at = live.client("commander.at")
-    ids = []
-    for _ in range(2):
-        r = at.post(
-            "/api/v1/equipment",
-            json={
-                "ref": f"CROSS-{uuid.uuid4().hex[:8]}",
-                "category": "counter_drone",
-                "model": "Skywall 100",
-                "sharing": {"audience": "own_unit"},
-            },
-        )
-        assert r.status_code == 201, r.text
-        ids.append(int(r.json()["id"]))
-    x, y = sorted(ids)
+    x, y = sorted(_own_item(live, "CROSS") for _ in range(2))
     rid = _request(live, ["AT-ADLER"])
     r = live.client("duty.at").post(
         f"/api/v1/requests/{rid}/answers",
@@ -538,26 +530,13 @@ def test_two_offers_naming_the_same_items_the_other_way_round_queue(live: Live) 
     with Session(live.engine) as holder:
         holder.execute(text("SET LOCAL lock_timeout = '10s'"))
         equipment.hold_items(holder, [x])
-        pid = holder.scalar(text("SELECT pg_backend_pid()"))
-        t = threading.Thread(
-            target=lambda: accepted.append(
+        t = start_blocked_by(
+            live.engine,
+            holder,
+            lambda: accepted.append(
                 de.post(f"/api/v1/requests/{rid}/offers/{offer}/accept", json={})
-            )
+            ),
         )
-        t.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with live.engine.connect() as c:
-                if c.scalar(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE :p = ANY(pg_blocking_pids(pid))"
-                    ),
-                    {"p": pid},
-                ):
-                    break
-            time.sleep(0.02)
-        else:
-            raise AssertionError("the acceptance never came to wait for item X")
         equipment.hold_items(holder, [y])  # waits, and deadlocks, if the acceptance holds Y
         holder.commit()
     t.join(timeout=30)
