@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -163,23 +163,42 @@ def test_concurrent_listings_each_record_one_read_event_in_one_chain(served: Ser
 postgres_only = pytest.mark.skipif(not is_postgres(), reason="synchronous_commit is PostgreSQL's")
 
 
+@dataclass
+class Sent:
+    """What ``audit.commit_with_reads`` sent in pipeline mode: the statements of each pipeline
+    block (one block, one Sync at its end: one round trip), and any Sync asked for inside."""
+
+    blocks: list[list[str]] = field(default_factory=list)
+    syncs_inside: int = 0
+
+
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The SQL of the client-side-bound round trips (audit.commit_with_reads), as sent."""
-    out: list[str] = []
-    execute = psycopg.ClientCursor.execute
+def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
+    out = Sent()
+    execute, enter, sync = psycopg.Cursor.execute, psycopg.Pipeline.__enter__, psycopg.Pipeline.sync
 
     def recording(self, query, params=None, **kw):  # type: ignore[no-untyped-def]
-        out.append(str(query))
+        if self.connection._pipeline is not None:
+            out.blocks[-1].append(str(query))
         return execute(self, query, params, **kw)
 
-    monkeypatch.setattr(psycopg.ClientCursor, "execute", recording)
+    def entering(self):  # type: ignore[no-untyped-def]
+        out.blocks.append([])
+        return enter(self)
+
+    def syncing(self):  # type: ignore[no-untyped-def]
+        out.syncs_inside += 1
+        return sync(self)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", recording)
+    monkeypatch.setattr(psycopg.Pipeline, "__enter__", entering)
+    monkeypatch.setattr(psycopg.Pipeline, "sync", syncing)
     return out
 
 
 @postgres_only
 def test_a_listing_appends_and_commits_its_read_event_in_one_round_trip(
-    served: Served, sent: list[str]
+    served: Served, sent: Sent
 ) -> None:
     """The append and the (durable) COMMIT go to the server together, whether the request
     wrote something else (here: noted the token's use) or not, so the chain's head is held
@@ -189,27 +208,29 @@ def test_a_listing_appends_and_commits_its_read_event_in_one_round_trip(
         if wrote:
             with served.engine.begin() as c:  # the next use of the token is noted: a write
                 c.execute(text("UPDATE api_tokens SET last_used_at = NULL"))
-        sent.clear()
+        sent.blocks.clear()
         (response,) = asyncio.run(_list_at_once(app, served, [rid]))
         assert response.status_code == 200 and TARGET in response.text
-        (sql,) = sent
-        assert "INSERT INTO audit_events" in sql and sql.endswith("; COMMIT")
-        assert "synchronous_commit" not in sql  # the default waits for the flush
+        ((append, commit),) = sent.blocks  # one pipeline: the append, COMMIT, one Sync
+        assert "INSERT INTO audit_events" in append and commit == "COMMIT"
+        assert sent.syncs_inside == 0
+        assert "synchronous_commit" not in append  # the default waits for the flush
         with Session(served.engine) as s:  # committed, seen by another session
             (last,) = s.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
             assert (last.action, last.request_id) == ("read", rid)
 
 
 @postgres_only
-def test_not_waiting_for_the_flush_can_be_chosen(served: Served, sent: list[str]) -> None:
+def test_not_waiting_for_the_flush_can_be_chosen(served: Served, sent: Sent) -> None:
     ledger = ReadLedger(actor=Principal(kind="user", label=VIEWER, user_id=None))
     ledger.note("unit", 1, 1, ["contacts"])
     before = _last_seq(served.engine)
     with Session(served.engine) as db:
         db.execute(text("SELECT 1"))
         audit.commit_with_reads(db, ledger, wait_for_flush=False)
-    (sql,) = sent
-    assert sql.startswith(audit._ASYNC_IF_READ_ONLY) and sql.endswith("; COMMIT")
+    ((guard, append, commit),) = sent.blocks
+    assert guard == audit._ASYNC_IF_READ_ONLY and "INSERT INTO audit_events" in append
+    assert commit == "COMMIT" and sent.syncs_inside == 0
     assert _last_seq(served.engine) == before + 1
 
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Json
 from sqlalchemy import JSON, Dialect, Engine, bindparam, insert, null, select, text, update
 from sqlalchemy.orm import Session
 
@@ -203,7 +204,7 @@ _ASYNC_IF_READ_ONLY = (
 
 @functools.cache
 def _pg_append_pyformat(dialect: Dialect) -> str:
-    """:data:`_PG_APPEND` in the driver's own parameter style (for client-side binding)."""
+    """:data:`_PG_APPEND` in the driver's own parameter style (``%(name)s``)."""
     return str(_PG_APPEND.compile(dialect=dialect))
 
 
@@ -211,12 +212,13 @@ def commit_with_reads(session: Session, ledger: ReadLedger, *, wait_for_flush: b
     """Append the ledger's read event, if any, and commit the session's transaction.
 
     On PostgreSQL (a session on an engine, outside any savepoint) the append and the COMMIT go
-    in one round trip (client-side binding, the simple query protocol), so the chain's head is
+    in one round trip: psycopg's pipeline mode, the append as a prepared statement (bound on
+    the server, planned once per connection), then COMMIT, then one Sync. The chain's head is
     held from the append to the end of the commit and not a moment longer: no Python and no
-    second round trip in between. The commit waits for the WAL flush, so the read is durable
-    before the response starts; unless ``wait_for_flush``, a transaction that wrote nothing
-    else commits without waiting (ADR 0002). A failure is a failed commit: nothing of the
-    transaction is kept."""
+    second round trip in between; if the append fails the server skips the COMMIT. The
+    commit waits for the WAL flush, so the read is durable before the response starts; unless
+    ``wait_for_flush``, a transaction that wrote nothing else commits without waiting (ADR
+    0002). A failure is a failed commit: nothing of the transaction is kept."""
     event = take_read_event(ledger)
     if event is None:
         session.commit()
@@ -231,13 +233,14 @@ def commit_with_reads(session: Session, ledger: ReadLedger, *, wait_for_flush: b
         session.commit()
         return
     conn = session.connection()
-    params["after"] = json.dumps(params["after"])  # as the JSON column would store it
-    statements = [] if wait_for_flush else [_ASYNC_IF_READ_ONLY]
-    statements += [_pg_append_pyformat(conn.dialect), "COMMIT"]
+    params["after"] = Json(params["after"])
     raw = conn.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
-    with psycopg.ClientCursor(raw) as cur:
-        cur.execute("; ".join(statements), params)
+    with raw.pipeline(), raw.cursor() as cur:
+        if not wait_for_flush:
+            cur.execute(_ASYNC_IF_READ_ONLY)
+        cur.execute(_pg_append_pyformat(conn.dialect), params, prepare=True)
+        cur.execute("COMMIT")
     session.commit()  # the session's bookkeeping: the server is idle, psycopg sends nothing
 
 
