@@ -116,15 +116,18 @@ def test_import_export_and_verify(cli_db: str, tmp_path: Path) -> None:
     _loaded()
     good = tmp_path / "caps.csv"
     good.write_text(
-        "unit_code,capability,level,package_size\nAT-ADLER,canine,2,6\nDE-FALKE,drones,3,8\n"
+        "unit_code,capability,level,package_size\nAT-ADLER,canine,2,6\nAT-ADLER,drones,3,8\n"
     )
-    r = run("import", str(good), "--as", "support")
+    r = run("import", str(good), "--as", "commander.at")
     assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
     assert "applied 2 rows" in r.output  # type: ignore[attr-defined]
-    assert "0 created, 0 updated, 2 unchanged" in run("import", str(good), "--as", "support").output  # type: ignore[attr-defined]
+    assert (
+        "0 created, 0 updated, 2 unchanged"
+        in run("import", str(good), "--as", "commander.at").output
+    )  # type: ignore[attr-defined]
     bad = tmp_path / "bad.csv"
     bad.write_text("unit_code,capability,level\nAT-ADLER,canine,9\n")
-    r = run("import", str(bad), "--as", "support")
+    r = run("import", str(bad), "--as", "commander.at")
     assert (
         r.exit_code == 2 and "row 2, column level" in r.output and "nothing was applied" in r.output
     )  # type: ignore[attr-defined]

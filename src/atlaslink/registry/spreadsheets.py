@@ -86,6 +86,9 @@ class ImportReport:
     unchanged: int = 0
     applied: bool = False
     errors: list[CellError] = field(default_factory=list)
+    # Rows of other units' entries that say what the importer's export says (kept as they are;
+    # counted as unchanged when the file is applied).
+    foreign_unchanged: int = 0
 
 
 # --- reading files --------------------------------------------------------------------------
@@ -307,6 +310,7 @@ def _validate_capabilities(
     types = {t.code for t in repo.current_types(session)}
     units: dict[str, int | None] = {}
     seen: dict[tuple[str, str], int] = {}
+    views: dict[int, dict[str, schemas.Capability]] = {}
     valid: list[tuple[str, str, schemas.CapabilityWrite]] = []
     for n, raw in enumerate(table[1:], start=2):
         cells = {c: (raw[i] if i < len(raw) else "") for c, i in index.items()}
@@ -320,10 +324,16 @@ def _validate_capabilities(
             errs.append(CellError(n, "unit_code", "", "required"))
         elif unit_id is None and code not in new_units:
             errs.append(CellError(n, "unit_code", code, "no unit has this code"))
-        elif not actor.can(Permission.NETWORK_MANAGE) and (
-            unit_id is None or unit_id != actor.unit_id
-        ):
+        elif unit_id is None and not actor.can(Permission.NETWORK_MANAGE):
             errs.append(CellError(n, "unit_code", code, "you may import only your own unit's rows"))
+        # As on the API, only the unit itself changes its entries. The support office creates
+        # units (and gives a unit it creates in the same file its first entries), but another
+        # unit's entries hold values the importer may not see: writing them would overwrite
+        # what its export left blank, and "updated" or "unchanged" would tell what it may not
+        # see. Such a row is accepted only as it is in the importer's own export (so a whole
+        # exported workbook can be imported again): compared with that, never with the stored
+        # entry.
+        foreign = unit_id is not None and unit_id != actor.unit_id and actor.kind != "system"
         cap = cells.get("capability", "").strip().lower()
         if cap not in types:
             errs.append(CellError(n, "capability", cap, "not a current capability type"))
@@ -354,8 +364,24 @@ def _validate_capabilities(
                     values[col] = int(value)
                 except ValueError:
                     errs.append(CellError(n, col, value, "write a whole number"))
-            elif col == "level":
+            elif col == "level" and not foreign:
                 errs.append(CellError(n, col, "", "required"))
+        if foreign:
+            assert unit_id is not None
+            if not errs and _as_exported(session, actor, unit_id, cap, views, values, cells):
+                report.foreign_unchanged += 1
+            elif not any(e.column == "unit_code" for e in errs):
+                errs.append(
+                    CellError(
+                        n,
+                        "unit_code",
+                        code,
+                        "only the unit itself may change its capabilities (this row differs "
+                        "from what the unit shares with you)",
+                    )
+                )
+            report.errors.extend(errs)
+            continue
         # Check value ranges even when other cells failed, so one pass names every bad cell.
         flagged = {e.column for e in errs}
         try:
@@ -370,6 +396,34 @@ def _validate_capabilities(
                 valid.append((code, cap, write))
         report.errors.extend(errs)
     return valid
+
+
+def _as_exported(
+    session: Session,
+    actor: Principal,
+    unit_id: int,
+    cap: str,
+    views: dict[int, dict[str, schemas.Capability]],
+    values: dict[str, Any],
+    cells: dict[str, str],
+) -> bool:
+    """Whether a row of another unit's entry says what the importer's export of it says, in
+    every column the file has (a field the importer may not see is blank there)."""
+    if unit_id not in views:
+        details = service.unit_details(session, actor, [unit_id])
+        views[unit_id] = {c.type_code: c for c in details[0].capabilities} if details else {}
+    shown = views[unit_id].get(cap)
+    if shown is None:
+        return False
+    for col in CAPABILITY_COLUMNS[2:]:
+        if col not in cells:
+            continue
+        expected = getattr(shown, col)
+        if col.startswith("may_"):
+            expected = bool(expected)  # exported as yes/no
+        if values.get(col) != expected:
+            return False
+    return True
 
 
 def import_registry(
@@ -423,6 +477,7 @@ def import_registry(
         done += 1
         if progress is not None:
             progress(done, total)
+    report.unchanged += report.foreign_unchanged
     report.applied = True
     return report
 
