@@ -142,6 +142,24 @@ def test_support_office_sees_snapshots_only_where_shared(api_as, db: Session) ->
         .json()
     )
     assert "977" in str(support)
+    # Showing the values is a read of them like any other: recorded, naming the audit entries.
+    db.expire_all()
+    read = db.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.object_type == "disclosure", AuditEvent.actor_label == "support")
+        .order_by(AuditEvent.seq.desc())
+    ).first()
+    shown = {str(e["seq"]) for e in support["items"] if e["after"]}
+    assert read is not None and read.after is not None and shown
+    objects = {o["id"]: o["groups"] for o in read.after["objects"] if o["type"] == "audit_event"}
+    assert set(objects) == shown and read.after["units"] == [uid]
+    assert all(set(g) == {"existence", "level", "package", "notice"} for g in objects.values())
+    # A read event's list of groups follows from the sharing agreements of the units read:
+    # its metadata is listed, the groups are not.
+    disclosures = api_as("support").get("/api/v1/audit", params={"object_type": "disclosure"})
+    items = disclosures.json()["items"]
+    assert items and all(e["after"] is None and e["withheld"] for e in items)
+    assert str(read.seq) in {str(e["seq"]) for e in items}
     # A platform admin sees that something changed, never the unit's values.
     admin = (
         api_as("admin")

@@ -11,10 +11,11 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from atlaslink.audit.service import note_read
 from atlaslink.auth.permissions import Permission, Role
 from atlaslink.auth.principal import Principal
 from atlaslink.models import AuditEvent
-from atlaslink.sharing.policy import FieldGroup, load_agreements, visible_groups
+from atlaslink.sharing.policy import FieldGroup, beyond_network, load_agreements, visible_groups
 
 G = FieldGroup
 # The groups an event's before/after snapshot holds, by object type. Snapshots are shown only to
@@ -86,6 +87,11 @@ def readable(
     items = []
     for e in events:
         show = _may_see_snapshot(viewer, e, agreements)
+        needed = SNAPSHOT_GROUPS.get(e.object_type)
+        if show and needed and e.unit_id is not None and (e.before or e.after):
+            # A shown snapshot discloses the unit's values of these groups: a read like any.
+            groups = beyond_network(agreements[e.unit_id], needed)
+            note_read("audit_event", e.seq, e.unit_id, [g.value for g in groups])
         items.append(
             AuditEntry(
                 seq=e.seq,
@@ -111,8 +117,13 @@ def readable(
 
 
 def _may_see_snapshot(viewer: Principal, e: AuditEvent, agreements: dict[int, Any]) -> bool:
-    if e.unit_id is None or e.object_type == "disclosure":
-        # Account, token, taxonomy and disclosure events hold no unit field values.
+    if e.object_type == "disclosure":
+        # Which groups of which units were shown to whom follows from those units' sharing
+        # agreements, which are their own (PRIVATE_ACTIONS): the event's metadata (who read,
+        # when, which objects) is shown, its list of groups is not.
+        return False
+    if e.unit_id is None:
+        # Account, token and taxonomy events hold no unit field values.
         return True
     if viewer.role is Role.PLATFORM_ADMIN or e.action in PRIVATE_ACTIONS:
         return viewer.unit_id == e.unit_id
