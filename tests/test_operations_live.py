@@ -234,6 +234,13 @@ def last_event_id(client: httpx.Client, rid: int) -> int:
     return int(r.json()[-1]["id"])
 
 
+def live_seq(client: httpx.Client, rid: int, event_id: int) -> int:
+    """An event's place in commit order: its frames' id, a stream's cursor."""
+    r = client.get(f"/requests/{rid}/events")
+    assert r.status_code == 200, r.text
+    return next(int(e["live_seq"]) for e in r.json() if e["id"] == event_id)
+
+
 def note(client: httpx.Client, rid: int, text: str) -> tuple[int, float]:
     r = client.post(f"/requests/{rid}/notes", json={"text": text})
     committed = time.monotonic()  # the response comes after the commit
@@ -257,7 +264,7 @@ def test_an_addressed_unit_sees_another_users_change_within_a_second(
     assert m.at - committed < 1.0, f"arrived {m.at - committed:.3f} s after the commit"
     assert (m.event, m.id, m.data) == (
         "timeline",
-        str(event_id),
+        str(live_seq(de, rid, event_id)),
         {"request_id": rid, "event_id": event_id},
     )
     assert s.retry == "2000"
@@ -281,7 +288,7 @@ def test_several_server_processes_stay_consistent(live: Live, streams: list[Stre
     at_on_b = api(live, "duty.at", base=live.b)
     assert at_on_b.post(f"/requests/{rid}/acknowledge").status_code == 200
     ack = on_a.next()
-    assert ack.data["request_id"] == rid and int(ack.id) > event_id
+    assert ack.data["request_id"] == rid and int(ack.id) > int(m.id)
     assert ack.data["event_id"] == last_event_id(de, rid)
 
 
@@ -354,7 +361,7 @@ def test_last_event_id_replays_only_what_the_viewer_may_see(
     de = api(live, "duty.de")
     rid = new_request(de, live, "AT-ADLER", "NL-REIGER")
     nl_client = api(live, "commander.nl")
-    start = last_event_id(nl_client, rid)
+    start = live_seq(nl_client, rid, last_event_id(nl_client, rid))
     at, offer = _accepted_offer(live, rid)
     r = at.post(
         f"/requests/{rid}/offers/{offer}/manifest",
@@ -362,8 +369,10 @@ def test_last_event_id_replays_only_what_the_viewer_may_see(
     )
     assert r.status_code == 201
     note_id, _ = note(de, rid, "All units: staging area north")
-    expected = [e["id"] for e in nl_client.get(f"/requests/{rid}/events?after={start}").json()]
-    assert expected[-1] == note_id
+    seen = nl_client.get(f"/requests/{rid}/events?after_seq={start}").json()
+    expected = [int(e["live_seq"]) for e in seen]
+    assert seen[-1]["id"] == note_id
+    note_seq = expected[-1]
 
     url = f"{live.a}/api/v1/requests/{rid}/live"
     nl = open_stream(
@@ -379,8 +388,8 @@ def test_last_event_id_replays_only_what_the_viewer_may_see(
         **{"Last-Event-ID": str(start)},
     )
     assert [int(m.id) for m in again.drain(1.0) if int(m.id) > start] == expected
-    newest = open_stream(streams, f"{url}?after={note_id}", bearer=token(live, "commander.nl"))
-    assert [m for m in newest.drain(0.5) if int(m.id) > note_id] == []
+    newest = open_stream(streams, f"{url}?after={note_seq}", bearer=token(live, "commander.nl"))
+    assert [m for m in newest.drain(0.5) if int(m.id) > note_seq] == []
     # Nothing is lost between the replay and the live events.
     later, _ = note(de, rid, "Update")
     assert nl.next().data["event_id"] == later
@@ -432,14 +441,14 @@ def test_notification_streams_api_and_page(live: Live, streams: list[Stream]) ->
     for s in (at_api, at_page):
         m = s.next()
         assert m.event == "notification" and m.data["urgent"] is True
-        assert m.id == str(m.data["id"])
+        assert int(m.id) > 0  # its live_seq
     assert nl.drain(0.5) == []
     # Replay after a known notification id.
     at_client = api(live, "duty.at")
     items = at_client.get("/notifications?per_page=2").json()["items"]
     replay = open_stream(
         streams,
-        f"{live.a}/api/v1/notifications/live?after={items[-1]['id']}",
+        f"{live.a}/api/v1/notifications/live?after={items[-1]['live_seq']}",
         bearer=token(live, "duty.at"),
     )
     assert [m.data["id"] for m in replay.drain(1.0)] == [items[0]["id"]]
@@ -485,6 +494,83 @@ def test_a_dropped_listening_connection_reconnects_and_catches_up(
     assert m.at - committed < 1.0
 
 
+@pytest.mark.postgres_only
+@pytest.mark.skipif(not is_postgres(), reason="concurrent writers: PostgreSQL's")
+def test_an_event_committed_out_of_id_order_while_a_stream_was_away_is_replayed(
+    live: Live, streams: list[Stream]
+) -> None:
+    """Transaction A takes an event id, then B takes a higher one and commits first; the
+    browser sees B, loses its stream, and A commits before it reconnects. Resuming after B's
+    frame must still bring A (ids are not in commit order; frames carry the commit order)."""
+    from sqlalchemy import event as orm_event
+
+    from atlaslink.models import AssistanceRequest, OperationEvent
+    from atlaslink.operations import timeline
+
+    de = api(live, "duty.de")
+    rid = new_request(de, live, "AT-ADLER")
+    url = f"{live.a}/api/v1/requests/{rid}/live"
+    at = token(live, "duty.at")
+    s = open_stream(streams, url, bearer=at)
+    inserted, release = threading.Event(), threading.Event()
+    a_event: dict[str, int] = {}
+
+    def transaction_a() -> None:
+        with Session(live.engine) as db:
+
+            def hold(session: Session, _ctx: Any) -> None:
+                if not inserted.is_set() and any(
+                    isinstance(o, OperationEvent) for o in session.new
+                ):
+                    inserted.set()  # the row and its id exist, uncommitted
+                    release.wait(10)
+
+            orm_event.listen(db, "after_flush", hold)
+            req = db.get(AssistanceRequest, rid)
+            assert req is not None
+            actor = auth.principal_of(_user(db, "duty.de"))
+            ev = timeline.record(db, actor, req, "note", "A: taken first, committed last")
+            db.commit()
+            a_event["id"] = ev.id
+
+    worker = threading.Thread(target=transaction_a, daemon=True)
+    worker.start()
+    try:
+        assert inserted.wait(10), "transaction A did not insert its event"
+        b_id, _ = note(de, rid, "B: taken second, committed first")
+        m, _ = s.until(b_id, timeout=5)
+        s.close()  # the browser's connection drops here
+    finally:
+        release.set()
+        worker.join(10)
+    assert a_event["id"] < b_id  # A's id is the lower one, and it committed last
+    again = open_stream(streams, url, bearer=at, **{"Last-Event-ID": m.id})
+    replayed = [x.data["event_id"] for x in again.drain(1.0)]
+    assert a_event["id"] in replayed, (a_event, b_id, replayed)
+    assert b_id not in replayed  # what the browser had is not sent again
+    # An API client that reads what is new after B's live_seq gets A too.
+    new = de.get(f"/requests/{rid}/events", params={"after_seq": m.id}).json()
+    assert [e["id"] for e in new] == [a_event["id"]]
+
+
+def test_a_notification_made_while_a_page_loads_reaches_its_badge(
+    live: Live, streams: list[Stream]
+) -> None:
+    """The header badge's stream resumes where the page's count was taken, so a notification
+    committed between rendering the page and opening the stream is counted."""
+    import re
+
+    cookie = web_session(live, "commander.at")
+    page = httpx.get(f"{live.a}/", cookies={"atlaslink_session": cookie}, timeout=10)
+    assert page.status_code == 200, page.text
+    found = re.search(r'class="notif" data-live-url="([^"]+)"', page.text)
+    assert found and re.fullmatch(r"/notifications/live\?after=\d+", found[1]), found
+    de = api(live, "duty.de")
+    new_request(de, live, "AT-ADLER")  # AT's commander is alerted, after the page was made
+    badge = open_stream(streams, f"{live.a}{found[1]}", cookie=cookie)
+    assert [m.event for m in badge.drain(1.0)].count("notification") >= 1
+
+
 def test_a_slow_subscriber_is_dropped_and_never_holds_up_the_others(live: Live) -> None:
     from atlaslink.operations.live import QUEUE_SIZE, Broadcaster, LiveEvent
 
@@ -496,15 +582,15 @@ def test_a_slow_subscriber_is_dropped_and_never_holds_up_the_others(live: Live) 
             fast = await hub.subscribe_request(1, lambda ev: True)
             other = await hub.subscribe_request(2, lambda ev: True)
             for k in range(QUEUE_SIZE + 5):
-                hub.publish(LiveEvent(1, 10_000_000 + k, "all", None))
+                hub.publish(LiveEvent(1, 10_000_000 + k, 10_000_000 + k, "all", None))
                 while not fast.queue.empty():  # a reader that keeps up
                     fast.queue.get_nowait()
             assert slow.closed and not fast.closed and not other.closed
             assert hub.subscribers == 2 and hub.dropped == 1
             assert other.queue.empty()  # another request's stream is not woken
             # The same signal twice (a catch-up after a reconnect) is delivered once.
-            hub.publish(LiveEvent(2, 20_000_000, "all", None))
-            hub.publish(LiveEvent(2, 20_000_000, "all", None))
+            hub.publish(LiveEvent(2, 20_000_000, 20_000_000, "all", None))
+            hub.publish(LiveEvent(2, 20_000_000, 20_000_000, "all", None))
             assert other.queue.qsize() == 1
         finally:
             await hub.stop()

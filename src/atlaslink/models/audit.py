@@ -45,3 +45,6 @@ class AuditHead(Base):
     # The tip before the last append: lets one UPDATE … RETURNING both move the head and name
     # the link of the new entry (audit.service._append_row on PostgreSQL).
     prev_hash: Mapped[str | None] = mapped_column(String(64))
+    # The number of the newest timeline event or notification (operations.timeline.number_live):
+    # taken under this row's lock, so the numbers follow commit order (migration 0012).
+    live_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -324,7 +325,10 @@ class OperationEvent(Base):
     """The shared timeline of a request: every transition, note and pinned item."""
 
     __tablename__ = "operation_events"
-    __table_args__ = (Index("ix_operation_events_request_seq", "request_id", "id"),)
+    __table_args__ = (
+        Index("ix_operation_events_request_seq", "request_id", "id"),
+        Index("ix_operation_events_request_id_live", "request_id", "live_seq"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(
@@ -342,6 +346,9 @@ class OperationEvent(Base):
     scope: Mapped[str] = mapped_column(String(8), default="all")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Its place in commit order, the live streams' cursor (operations.timeline.number_live);
+    # set in the transaction that inserts the row, never seen empty by another.
+    live_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Notification(Base):
@@ -351,6 +358,7 @@ class Notification(Base):
     __table_args__ = (
         Index("ix_notifications_user_unread", "user_id", "read_at"),
         Index("ix_notifications_email_due", "email_state", "email_next_at"),
+        Index("ix_notifications_user_id_live", "user_id", "live_seq"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -374,6 +382,8 @@ class Notification(Base):
     email_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     email_attempts: Mapped[int] = mapped_column(Integer, default=0)
     email_error: Mapped[str] = mapped_column(Text, default="")
+    # As OperationEvent.live_seq (one counter numbers both).
+    live_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class UserPreferences(Base):

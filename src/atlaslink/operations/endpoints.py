@@ -47,7 +47,12 @@ IdemKey = Annotated[
 PageNo = Annotated[int, Query(ge=1)]
 PerPage = Annotated[int, Query(ge=1, le=200)]
 After = Annotated[
-    int | None, Query(ge=0, description="first send what is newer than this id (a page's last)")
+    int | None,
+    Query(
+        ge=0,
+        description="first send what committed after this `live_seq` (the highest one a client "
+        "has, e.g. from `…/events`)",
+    ),
 ]
 LastEventId = Annotated[
     str | None,
@@ -369,10 +374,20 @@ def events(
     db: DB,
     p: ApiPrincipal,
     after: Annotated[int, Query(ge=0, description="only events after this id")] = 0,
+    after_seq: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            description="only events committed after this `live_seq`, in commit order: what a "
+            "client that has the events up to it can have missed (ids are not in commit order)",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 500,
 ) -> list[schemas.EventOut]:
+    """The request's timeline as the caller may see it, in id order, or in commit order with
+    `after_seq` (to catch up after a live signal)."""
     req, inv = policy.get_visible(db, p, request_id)
-    return views.visible_events(db, p, req, inv, after_id=after, limit=limit)
+    return views.visible_events(db, p, req, inv, after_id=after, after_seq=after_seq, limit=limit)
 
 
 @router.get(
@@ -387,7 +402,8 @@ async def live_timeline(
     last_event_id: LastEventId = None,
 ) -> live.EventStream:
     """Server-sent events: `event: timeline`, `data: {"request_id", "event_id"}` for each new
-    event the caller may see (read it from `…/events?after=`); a comment every 15 s."""
+    event the caller may see, with the event's `live_seq` as the frame's `id` (read what is new
+    from `…/events?after_seq=`); a comment every 15 s."""
     return await live.request_stream(
         request,
         db,

@@ -21,11 +21,17 @@ The caller's session or token, and what they may see, is checked again every
 A subscriber's queue is bounded: a client that does not keep up is dropped (its stream ends;
 the browser reconnects with ``Last-Event-ID`` and is sent what it missed), never waited for.
 
+Where a stream resumes: every frame's id is the row's ``live_seq``, its place in commit order
+(``timeline.number_live``), not its id. Ids are taken at INSERT and transactions commit in
+another order, so a row with a lower id can become visible after a higher one was sent; a
+number below one already seen can no longer appear. Replays (``Last-Event-ID``, ``?after=``)
+and the broadcaster's own catch-up after its connection dropped read ``live_seq > cursor``.
+
 The wire format (agreed with the pages' script)::
 
     retry: 2000
-    id: <event id>            event: timeline         data: {"request_id": R, "event_id": E}
-    id: <notification id>     event: notification     data: {"id": N, "urgent": true|false}
+    id: <live_seq>            event: timeline         data: {"request_id": R, "event_id": E}
+    id: <live_seq>            event: notification     data: {"id": N, "urgent": true|false}
     : heartbeat               (a comment every live_heartbeat_seconds)
 """
 
@@ -37,7 +43,6 @@ import logging
 import random
 import signal
 import threading
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -65,9 +70,7 @@ log = logging.getLogger("atlaslink.live")
 QUEUE_SIZE = 256  # signals a stream may lag behind before it is dropped
 REPLAY_LIMIT = 500  # events sent after Last-Event-ID; the page reads the rest from /events
 READY_TIMEOUT = 10.0  # seconds a first subscriber waits for the listener to be in place
-CATCH_UP_SLACK = 1000  # PostgreSQL: ids below the newest seen that may still have committed
 CATCH_UP_MAX = 10_000  # more missed rows than this: end every stream, let them replay
-RECENT = 4096  # ids remembered to deliver each signal once across a catch-up
 PING_SECONDS = 10.0  # an idle listening connection is tested this often
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 10.0
 RETRY_MS = 2000
@@ -80,6 +83,7 @@ class LiveEvent:
 
     request_id: int
     event_id: int
+    seq: int  # live_seq
     scope: str
     unit_id: int | None
 
@@ -88,6 +92,7 @@ class LiveEvent:
 class LiveNotification:
     id: int
     user_id: int
+    seq: int  # live_seq
     urgent: bool
 
 
@@ -96,19 +101,19 @@ Filter = Callable[[Any], bool]
 
 
 def parse_event(payload: str) -> LiveEvent | None:
-    """The payload of ``timeline.event_signal``: ``request_id:event_id:scope:unit_id``."""
+    """The payload of ``timeline.event_signal``: ``request_id:event_id:live_seq:scope:unit_id``."""
     try:
-        rid, eid, scope, unit = payload.split(":")
-        return LiveEvent(int(rid), int(eid), scope, int(unit) if unit else None)
+        rid, eid, seq, scope, unit = payload.split(":")
+        return LiveEvent(int(rid), int(eid), int(seq), scope, int(unit) if unit else None)
     except ValueError:
         return None
 
 
 def parse_notification(payload: str) -> LiveNotification | None:
-    """The payload of ``timeline.notification_signal``: ``id:user_id:urgent``."""
+    """The payload of ``timeline.notification_signal``: ``id:user_id:live_seq:urgent``."""
     try:
-        nid, uid, urgent = payload.split(":")
-        return LiveNotification(int(nid), int(uid), urgent == "1")
+        nid, uid, seq, urgent = payload.split(":")
+        return LiveNotification(int(nid), int(uid), int(seq), urgent == "1")
     except ValueError:
         return None
 
@@ -150,11 +155,9 @@ class Broadcaster:
         self._started = asyncio.Event()
         self._accepting = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Newest ids seen, and the ids that existed before this process listened.
+        # The newest number delivered of each kind (events, notifications); at first, the newest
+        # committed before this process listened.
         self._marks = {"e": 0, "n": 0}
-        self._floors = {"e": 0, "n": 0}
-        self._recent: deque[tuple[str, int]] = deque(maxlen=RECENT)
-        self._recent_set: set[tuple[str, int]] = set()
         self._hooks: dict[int, tuple[Any, Any]] = {}
         self.dropped = 0
 
@@ -260,14 +263,12 @@ class Broadcaster:
 
     def publish(self, item: Item) -> None:
         """Hand a signal to every subscriber that may see it, once."""
-        kind, ident = ("e", item.event_id) if isinstance(item, LiveEvent) else ("n", item.id)
-        if (kind, ident) in self._recent_set:
+        kind = "e" if isinstance(item, LiveEvent) else "n"
+        # Signals arrive in commit order, which is number order: one at or below the newest
+        # delivered was delivered already (by a catch-up that overlapped the listening).
+        if item.seq <= self._marks[kind]:
             return
-        if len(self._recent) == self._recent.maxlen:
-            self._recent_set.discard(self._recent[0])
-        self._recent.append((kind, ident))
-        self._recent_set.add((kind, ident))
-        self._marks[kind] = max(self._marks[kind], ident)
+        self._marks[kind] = item.seq
         subs = (
             self._by_request.get(item.request_id)
             if isinstance(item, LiveEvent)
@@ -293,12 +294,11 @@ class Broadcaster:
                 log.exception("live: the broadcaster failed; restarting it")
                 await asyncio.sleep(RECONNECT_MAX)
 
-    def _set_floors(self, events: int, notes: int) -> None:
-        """Once per process: what existed before it listened is never announced."""
+    def _set_floors(self, newest: int) -> None:
+        """Once per process: what was committed before it listened is never announced."""
         if self._started.is_set():
             return
-        self._floors = {"e": events, "n": notes}
-        self._marks = {"e": events, "n": notes}
+        self._marks = {"e": newest, "n": newest}
 
     def _deliver(self, events: list[Any], notes: list[Any]) -> None:
         """Publish rows read from the tables (ascending ids; notes may lack a user)."""
@@ -307,18 +307,15 @@ class Broadcaster:
             log.warning("live: more than %d signals missed; ending all streams", CATCH_UP_MAX)
             self.close_all()
         else:
-            for eid, rid, scope, unit in events:
-                self.publish(LiveEvent(rid, eid, scope, unit))
-            for nid, uid, urgent in notes:
+            for eid, rid, seq, scope, unit in events:
+                self.publish(LiveEvent(rid, eid, seq, scope, unit))
+            for nid, uid, seq, urgent in notes:
                 if uid is not None:  # an e-mail to a 24/7 address: nobody's badge
-                    self.publish(LiveNotification(nid, uid, bool(urgent)))
+                    self.publish(LiveNotification(nid, uid, seq, bool(urgent)))
         if events:
-            self._marks["e"] = max(self._marks["e"], events[-1][0])
+            self._marks["e"] = max(self._marks["e"], events[-1][2])
         if notes:
-            self._marks["n"] = max(self._marks["n"], notes[-1][0])
-
-    def _since(self, kind: str, slack: int) -> int:
-        return max(self._floors[kind], self._marks[kind] - slack)
+            self._marks["n"] = max(self._marks["n"], notes[-1][2])
 
     async def _listen(self) -> None:
         import psycopg
@@ -334,25 +331,21 @@ class Broadcaster:
                     await conn.execute(f"LISTEN {LIVE_CHANNEL}")
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     if not self._started.is_set():
-                        cur = await conn.execute(
-                            "SELECT (SELECT coalesce(max(id), 0) FROM operation_events),"
-                            " (SELECT coalesce(max(id), 0) FROM notifications)"
-                        )
+                        cur = await conn.execute(_NEWEST)
                         row = await cur.fetchone()
                         assert row is not None
-                        self._set_floors(int(row[0]), int(row[1]))
+                        self._set_floors(int(row[0]))
                     else:
-                        # Commits are not in id order: look back a little, deliver once.
+                        # What committed while nobody listened: the numbers follow commit
+                        # order, so nothing below the newest one seen can still appear.
                         cur = await conn.execute(
-                            "SELECT id, request_id, scope, unit_id FROM operation_events"
-                            " WHERE id > %s ORDER BY id LIMIT %s",
-                            (self._since("e", CATCH_UP_SLACK), CATCH_UP_MAX + 1),
+                            _EVENTS_AFTER.replace("?", "%s"),
+                            (self._marks["e"], CATCH_UP_MAX + 1),
                         )
                         events = await cur.fetchall()
                         cur = await conn.execute(
-                            "SELECT id, user_id, urgent FROM notifications"
-                            " WHERE id > %s ORDER BY id LIMIT %s",
-                            (self._since("n", CATCH_UP_SLACK), CATCH_UP_MAX + 1),
+                            _NOTES_AFTER.replace("?", "%s"),
+                            (self._marks["n"], CATCH_UP_MAX + 1),
                         )
                         self._deliver(events, await cur.fetchall())
                         log.info("live: listening again, caught up %d events", len(events))
@@ -382,7 +375,7 @@ class Broadcaster:
         # lock); plain SELECTs in autocommit mode read the committed state without it.
         raw = await asyncio.to_thread(self.engine.raw_connection)
         try:
-            self._set_floors(*await asyncio.to_thread(_newest_sqlite, raw))  # first run only
+            self._set_floors(await asyncio.to_thread(_newest_sqlite, raw))  # first run only
             self._started.set()
             while True:
                 await asyncio.sleep(self.poll_seconds)
@@ -398,15 +391,24 @@ class Broadcaster:
             raw.close()
 
 
-def _newest_sqlite(raw: Any) -> tuple[int, int]:
+# The broadcaster's own reads, on its raw connection (``?`` is SQLite's placeholder; the
+# listener on PostgreSQL uses ``%s``).
+_NEWEST = "SELECT live_seq FROM audit_head WHERE id = 1"
+_EVENTS_AFTER = (
+    "SELECT id, request_id, live_seq, scope, unit_id FROM operation_events"
+    " WHERE live_seq > ? ORDER BY live_seq LIMIT ?"
+)
+_NOTES_AFTER = (
+    "SELECT id, user_id, live_seq, urgent FROM notifications"
+    " WHERE live_seq > ? ORDER BY live_seq LIMIT ?"
+)
+
+
+def _newest_sqlite(raw: Any) -> int:
     cur = raw.cursor()
     try:
-        cur.execute(
-            "SELECT (SELECT coalesce(max(id), 0) FROM operation_events),"
-            " (SELECT coalesce(max(id), 0) FROM notifications)"
-        )
-        events, notes = cur.fetchone()
-        return int(events), int(notes)
+        cur.execute(_NEWEST)
+        return int(cur.fetchone()[0])
     finally:
         cur.close()
 
@@ -414,16 +416,9 @@ def _newest_sqlite(raw: Any) -> tuple[int, int]:
 def _read_sqlite(raw: Any, event_mark: int, note_mark: int) -> tuple[list[Any], list[Any]]:
     cur = raw.cursor()
     try:
-        cur.execute(
-            "SELECT id, request_id, scope, unit_id FROM operation_events"
-            " WHERE id > ? ORDER BY id LIMIT ?",
-            (event_mark, CATCH_UP_MAX + 1),
-        )
+        cur.execute(_EVENTS_AFTER, (event_mark, CATCH_UP_MAX + 1))
         events = list(cur.fetchall())
-        cur.execute(
-            "SELECT id, user_id, urgent FROM notifications WHERE id > ? ORDER BY id LIMIT ?",
-            (note_mark, CATCH_UP_MAX + 1),
-        )
+        cur.execute(_NOTES_AFTER, (note_mark, CATCH_UP_MAX + 1))
         return events, list(cur.fetchall())
     finally:
         cur.close()
@@ -449,12 +444,12 @@ Authenticate = Callable[[Session], Principal | None]
 
 def timeline_frame(ev: LiveEvent) -> str:
     data = json.dumps({"request_id": ev.request_id, "event_id": ev.event_id})
-    return f"id: {ev.event_id}\nevent: timeline\ndata: {data}\n\n"
+    return f"id: {ev.seq}\nevent: timeline\ndata: {data}\n\n"
 
 
 def notification_frame(n: LiveNotification) -> str:
     data = json.dumps({"id": n.id, "urgent": n.urgent})
-    return f"id: {n.id}\nevent: notification\ndata: {data}\n\n"
+    return f"id: {n.seq}\nevent: notification\ndata: {data}\n\n"
 
 
 def _frame(item: Item) -> str:
@@ -462,12 +457,13 @@ def _frame(item: Item) -> str:
 
 
 def _key(item: Item) -> int:
-    return item.event_id if isinstance(item, LiveEvent) else item.id
+    return item.seq
 
 
 def resume_after(last_event_id: str | None, after: int | None) -> int | None:
-    """Where a stream resumes: the browser's ``Last-Event-ID`` on a reconnect (newer than the
-    ``?after=`` the page was opened with), else ``?after=``; None sends only new events."""
+    """Where a stream resumes (a ``live_seq``): the browser's ``Last-Event-ID`` on a reconnect
+    (newer than the ``?after=`` the page was opened with), else ``?after=``; None sends only
+    new events."""
     if last_event_id is not None and last_event_id.strip().isdigit():
         return int(last_event_id.strip())
     return after
@@ -552,8 +548,8 @@ def _replay_events(
 ) -> list[Item]:
     # Already filtered for the viewer: scope and unit no longer matter.
     return [
-        LiveEvent(req.id, ev.id, "all", None)
-        for ev in views.visible_events(db, p, req, inv, after_id=after, limit=REPLAY_LIMIT)
+        LiveEvent(req.id, ev.id, ev.live_seq, "all", None)
+        for ev in views.visible_events(db, p, req, inv, after_seq=after, limit=REPLAY_LIMIT)
     ]
 
 
@@ -603,12 +599,12 @@ async def request_stream(
 
 def _replay_notifications(db: Session, user_id: int, after: int) -> list[Item]:
     rows = db.execute(
-        select(Notification.id, Notification.urgent)
-        .where(Notification.user_id == user_id, Notification.id > after)
-        .order_by(Notification.id)
+        select(Notification.id, Notification.live_seq, Notification.urgent)
+        .where(Notification.user_id == user_id, Notification.live_seq > after)
+        .order_by(Notification.live_seq)
         .limit(REPLAY_LIMIT)
     ).all()
-    return [LiveNotification(nid, user_id, bool(urgent)) for nid, urgent in rows]
+    return [LiveNotification(nid, user_id, seq, bool(urgent)) for nid, seq, urgent in rows]
 
 
 async def notification_stream(

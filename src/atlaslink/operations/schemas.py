@@ -356,6 +356,9 @@ class OfferOut(BaseModel):
 
 class EventOut(BaseModel):
     id: int
+    # Its place in commit order: `/events?after_seq=` with the highest one seen misses nothing
+    # (ids are not in commit order).
+    live_seq: int
     occurred_at: datetime
     actor: str
     kind: str
@@ -433,6 +436,8 @@ class RequestSummary(BaseModel):
 
 class NotificationOut(BaseModel):
     id: int
+    # Its place in commit order: `/notifications/live?after=` with the highest one seen.
+    live_seq: int
     kind: str
     title: str
     body: str

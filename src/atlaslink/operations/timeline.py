@@ -3,16 +3,20 @@ the notifications, all in the caller's transaction.
 
 Every transition goes through :func:`record`, so the timeline and the audit trail never disagree
 and open pages learn of the change only once it is committed (PostgreSQL delivers ``pg_notify``
-at commit; on SQLite the live broadcaster polls the newest event id).
+at commit; on SQLite the live broadcaster polls for new rows).
+
+Each timeline event and notification gets its place in commit order, ``live_seq``, from
+:func:`number_live`: the live streams' cursor (ids are taken at INSERT, and transactions commit
+in another order).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from atlaslink.audit import service as audit
@@ -20,6 +24,7 @@ from atlaslink.auth.permissions import Role
 from atlaslink.auth.principal import Principal
 from atlaslink.models import (
     AssistanceRequest,
+    AuditHead,
     Notification,
     OperationEvent,
     Unit,
@@ -29,19 +34,54 @@ from atlaslink.models import (
 )
 
 # PostgreSQL channels read by ``operations.live``. The payloads carry what the live filter needs,
-# so that no subscriber has to query: ``request_id:event_id:scope:unit_id`` (unit_id empty when
-# the event concerns no unit) and ``notification_id:user_id:urgent`` (urgent is 0 or 1).
+# so that no subscriber has to query: ``request_id:event_id:live_seq:scope:unit_id`` (unit_id
+# empty when the event concerns no unit) and ``notification_id:user_id:live_seq:urgent`` (urgent
+# is 0 or 1).
 LIVE_CHANNEL = "atlaslink_operations"
 NOTIFY_CHANNEL = "atlaslink_notifications"
 
 
 def event_signal(event: OperationEvent) -> str:
     unit = "" if event.unit_id is None else str(event.unit_id)
-    return f"{event.request_id}:{event.id}:{event.scope}:{unit}"
+    return f"{event.request_id}:{event.id}:{event.live_seq}:{event.scope}:{unit}"
 
 
 def notification_signal(n: Notification) -> str:
-    return f"{n.id}:{n.user_id}:{int(n.urgent)}"
+    return f"{n.id}:{n.user_id}:{n.live_seq}:{int(n.urgent)}"
+
+
+# Moves the counter on the audit chain's head by :n and returns its new value. The UPDATE locks
+# the head until the transaction ends, so no other transaction takes a number until this one has
+# committed: the numbers follow commit order.
+_TAKE_LIVE = (
+    update(AuditHead)
+    .where(AuditHead.id == 1)
+    .values(live_seq=AuditHead.live_seq + bindparam("n"))
+    .returning(AuditHead.live_seq)
+)
+
+
+def number_live(session: Session, rows: Sequence[OperationEvent | Notification]) -> None:
+    """Give rows just inserted in this transaction their place in commit order (``live_seq``).
+
+    Taken after the INSERT, as the audit append is: the row's foreign keys are checked, and the
+    rows they name locked for key share, before the head is held (so a transaction that holds
+    one of those rows and waits for the head cannot deadlock with this one). Whoever has seen a
+    row numbered *n* has seen every committed row below *n*: a stream resumed after *n* misses
+    nothing."""
+    if not rows:
+        return
+    last = session.connection().execute(_TAKE_LIVE, {"n": len(rows)}).scalar_one()
+    for seq, row in enumerate(rows, start=last - len(rows) + 1):
+        row.live_seq = seq
+    session.flush()
+
+
+def live_mark(session: Session) -> int:
+    """The newest number committed: a page rendered after reading it resumes its stream after
+    it (read it before the rows the page shows; a row numbered above it may be shown and also
+    signalled, never neither)."""
+    return int(session.scalar(select(AuditHead.live_seq).where(AuditHead.id == 1)) or 0)
 
 
 def unit_code(session: Session, unit_id: int) -> str:
@@ -83,6 +123,7 @@ def record(
     )
     session.add(event)
     session.flush()
+    number_live(session, [event])
     audit.append(
         session,
         actor,
@@ -172,6 +213,7 @@ def notify_users(
         session.add(n)
         made.append(n)
     session.flush()
+    number_live(session, made)
     if made and session.get_bind().dialect.name == "postgresql":
         # Open pages learn of the notifications at commit (header badge); one statement for all.
         session.execute(
@@ -201,6 +243,7 @@ def email_contact(
     )
     session.add(n)
     session.flush()
+    number_live(session, [n])
     return n
 
 

@@ -441,15 +441,21 @@ def visible_events(
     inv: Involvement,
     *,
     after_id: int = 0,
+    after_seq: int | None = None,
     limit: int = 500,
 ) -> list[schemas.EventOut]:
+    """The request's events the viewer may see, in id order after ``after_id``, or in commit
+    order after ``after_seq`` (a ``live_seq``: what a client that has seen it can have missed)."""
     stmt = (
         select(OperationEvent, Unit.code)
         .outerjoin(Unit, Unit.id == OperationEvent.unit_id)
-        .where(OperationEvent.request_id == req.id, OperationEvent.id > after_id)
-        .order_by(OperationEvent.id)
+        .where(OperationEvent.request_id == req.id)
         .limit(limit)
     )
+    if after_seq is not None:
+        stmt = stmt.where(OperationEvent.live_seq > after_seq).order_by(OperationEvent.live_seq)
+    else:
+        stmt = stmt.where(OperationEvent.id > after_id).order_by(OperationEvent.id)
     out = []
     for ev, code in session.execute(stmt).tuples():
         if not event_visible(ev, inv, p):
@@ -457,6 +463,7 @@ def visible_events(
         out.append(
             schemas.EventOut(
                 id=ev.id,
+                live_seq=ev.live_seq,
                 occurred_at=ev.occurred_at,
                 actor=ev.actor_label,
                 kind=ev.kind,

@@ -13,7 +13,7 @@ from atlaslink.auth import service as auth
 from atlaslink.auth.principal import Principal
 from atlaslink.errors import Unauthenticated
 from atlaslink.models import User, WebSession
-from atlaslink.operations import inbox
+from atlaslink.operations import inbox, timeline
 
 SESSION_COOKIE = "atlaslink_session"
 
@@ -64,8 +64,10 @@ class PageAuth:
     csrf: str
     display_name: str
     username: str
-    # Unread notifications, for the badge in the page header.
+    # Unread notifications, for the badge in the page header, and where its live stream
+    # resumes (read before the count: operations.timeline.live_mark).
     unread: int = 0
+    live_after: int = 0
 
 
 class LoginRequired(Exception):
@@ -87,6 +89,7 @@ def page_auth(request: Request, db: DB) -> PageAuth:
     ledger = _ledger(request)
     if ledger is not None:
         ledger.actor = principal
+    live_after = timeline.live_mark(db)
     request.state.page_auth = PageAuth(
         principal,
         user,
@@ -95,6 +98,7 @@ def page_auth(request: Request, db: DB) -> PageAuth:
         user.display_name,
         user.username,
         inbox.unread_count(db, principal),
+        live_after,
     )
     return request.state.page_auth  # type: ignore[no-any-return]
 

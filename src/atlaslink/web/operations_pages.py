@@ -23,6 +23,7 @@ from atlaslink.operations import (
     rules,
     schemas,
     service,
+    timeline,
     views,
     vocab,
 )
@@ -204,6 +205,7 @@ def _map(out: schemas.RequestOut) -> dict[str, Any] | None:
 def operation_context(db: Session, page: PageAuth, request_id: int) -> dict[str, Any]:
     p = page.principal
     req, inv = policy.get_visible(db, p, request_id)
+    live_after = timeline.live_mark(db)  # before the page's rows: see timeline.live_mark
     out = views.request_out(db, p, req, inv)
     events = views.visible_events(db, p, req, inv)
     own = next((a for a in out.addressees if a.id == inv.addressee_id), None)
@@ -229,6 +231,7 @@ def operation_context(db: Session, page: PageAuth, request_id: int) -> dict[str,
         "own_items_until": until,
         "r": out,
         "events": list(reversed(events)),
+        "live_after": live_after,
         "pinned": [e for e in events if e.pinned],
         "metrics": metrics.metrics(db, req),
         "map": _map(out),

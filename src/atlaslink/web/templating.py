@@ -63,7 +63,12 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     auth = getattr(request.state, "page_auth", None)
     context.setdefault(
         "me",
-        {"display_name": auth.display_name, "username": auth.username, "unread": auth.unread}
+        {
+            "display_name": auth.display_name,
+            "username": auth.username,
+            "unread": auth.unread,
+            "live_after": auth.live_after,
+        }
         if auth
         else None,
     )
