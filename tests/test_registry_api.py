@@ -122,6 +122,25 @@ def test_stale_entries_are_flagged_to_the_unit(api_as, pages_as, db: Session) ->
     assert api_as("duty.at").get(f"/api/v1/units/{own}").json()["stale_count"] == 0
 
 
+def test_every_entry_has_an_owner_shown_to_its_own_unit_only(api_as, pages_as, db: Session) -> None:  # type: ignore[no-untyped-def]
+    own = unit_id(db, "AT-ADLER")
+    for who in ("commander.at", "duty.at"):
+        caps = api_as(who).get(f"/api/v1/units/{own}").json()["capabilities"]
+        assert caps and {c["owner"] for c in caps} == {"Col. Lena Moser"}  # the demo's owner
+    page = pages_as("commander.at").get(f"/units/{own}").text
+    assert '<th scope="col">Owner</th>' in page and "Col. Lena Moser" in page
+    # Whoever saves an entry becomes its owner.
+    r = api_as("duty.at").put(f"/api/v1/units/{own}/capabilities/building", json={"level": 2})
+    assert r.status_code == 200 and r.json()["owner"] == "Insp. Jakob Huber"
+    # Everyone else sees the entries as shared, never who keeps them.
+    for who in ("commander.de", "duty.de", "support", "ncp.de", "observer"):
+        d = api_as(who).get(f"/api/v1/units/{own}").json()
+        assert all(c["owner"] is None for c in d.get("capabilities") or []), who
+        assert "Lena Moser" not in str(d) and "Jakob Huber" not in str(d), who
+    other = pages_as("commander.de").get(f"/units/{own}").text
+    assert "Owner</th>" not in other and "Lena Moser" not in other
+
+
 def test_support_office_edits_the_taxonomy_as_versioned_data(api_as) -> None:  # type: ignore[no-untyped-def]
     support = api_as("support")
     v0 = support.get("/api/v1/taxonomy").json()["version"]

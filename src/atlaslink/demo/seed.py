@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pyotp
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from atlaslink.audit import service as audit
@@ -205,6 +205,19 @@ def create_demo_accounts(
             totp_secret=secret,
         )
         out.append(DemoAccount(username, role, pw, secret, where or "network"))
+    # A unit's commander owns the demo entries of the unit (the people who keep them
+    # confirmed); units without an account keep theirs unowned until someone saves them.
+    for username, role, where in DEMO_ACCOUNTS:
+        if role is not Role.UNIT_COMMANDER or where is None:
+            continue
+        user = session.scalar(select(User).where(User.username == username))
+        unit_id = session.scalar(select(Unit.id).where(Unit.code == where))
+        if user is not None and unit_id is not None:
+            session.execute(
+                update(CapabilityEntry)
+                .where(CapabilityEntry.unit_id == unit_id, CapabilityEntry.owner_user_id.is_(None))
+                .values(owner_user_id=user.id)
+            )
     return out
 
 

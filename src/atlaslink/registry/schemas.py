@@ -123,6 +123,9 @@ class Capability(BaseModel):
     self_sufficiency_hours: int | None
     # notice group
     notice_to_move_hours: int | None
+    # Who keeps the entry confirmed (whoever saved it last): shown to the unit's own people
+    # only, null to everyone else.
+    owner: str | None = None
 
 
 class CapabilityWrite(BaseModel):

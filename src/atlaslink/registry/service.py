@@ -26,6 +26,7 @@ from atlaslink.models import (
     TransportAsset,
     Unit,
     UnitContact,
+    User,
     utcnow,
 )
 from atlaslink.registry import repository as repo
@@ -118,6 +119,19 @@ def unit_details(
     transport = repo.transport_of(session, unit_ids)
     entries = repo.entries_of(session, unit_ids)
     cut = stale_cut()
+    # The owners' names, for the viewer's own unit only (redact.unit_detail shows them there).
+    own = entries.get(viewer.unit_id, []) if viewer.unit_id is not None else []
+    owner_ids = {e.owner_user_id for e, _ in own if e.owner_user_id is not None}
+    owners = (
+        {
+            uid: name
+            for uid, name in session.execute(
+                select(User.id, User.display_name).where(User.id.in_(sorted(owner_ids)))
+            ).tuples()
+        }
+        if owner_ids
+        else {}
+    )
     return [
         redact.unit_detail(
             viewer,
@@ -128,6 +142,7 @@ def unit_details(
             transport=transport[i],
             entries=entries[i],
             stale_cut=cut,
+            owners=owners,
         )
         for i in unit_ids
         if i in found

@@ -31,7 +31,11 @@ def stale_before(today: date, stale_after_days: int) -> date:
 
 
 def capability(
-    entry: CapabilityEntry, ctype: CapabilityType, groups: frozenset[FieldGroup], stale_cut: date
+    entry: CapabilityEntry,
+    ctype: CapabilityType,
+    groups: frozenset[FieldGroup],
+    stale_cut: date,
+    owner: str | None = None,
 ) -> schemas.Capability:
     return schemas.Capability(
         id=entry.id,
@@ -49,6 +53,7 @@ def capability(
         package_size=entry.package_size if G.PACKAGE in groups else None,
         self_sufficiency_hours=entry.self_sufficiency_hours if G.PACKAGE in groups else None,
         notice_to_move_hours=entry.notice_to_move_hours if G.NOTICE in groups else None,
+        owner=owner,
     )
 
 
@@ -151,10 +156,25 @@ def unit_detail(
     transport: Sequence[TransportAsset],
     entries: Sequence[tuple[CapabilityEntry, CapabilityType]],
     stale_cut: date,
+    owners: Mapping[int, str] | None = None,
 ) -> schemas.UnitDetail:
+    """``owners``: the display names of the entries' owners, by user id; shown only to the
+    unit's own people (who keeps an entry confirmed is the unit's internal business)."""
     groups = visible_groups(viewer, agreement)
+    own = viewer.unit_id is not None and viewer.unit_id == unit.id
     caps = (
-        [capability(e, t, groups, stale_cut) for e, t in entries] if G.EXISTENCE in groups else []
+        [
+            capability(
+                e,
+                t,
+                groups,
+                stale_cut,
+                (owners or {}).get(e.owner_user_id) if own and e.owner_user_id else None,
+            )
+            for e, t in entries
+        ]
+        if G.EXISTENCE in groups
+        else []
     )
     shown: list[FieldGroup] = (
         [g for g in groups if g not in (G.CONTACTS, G.TRANSPORT)] if caps else []
