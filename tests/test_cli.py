@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ from atlaslink.demo import seed
 from atlaslink.errors import DomainError
 from atlaslink.models import AssistanceRequest, CountrySettings, User
 from atlaslink.operations import views
-from tests.conftest import create_database, totp_secret
+from tests.conftest import create_database, is_postgres, totp_secret
 
 runner = CliRunner()
 
@@ -186,16 +187,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_demo_prints_logins_and_serves(cli_db: str, tmp_path: Path) -> None:
-    """The README's first command: demo data, printed log-ins, a server that answers."""
+def _run_demo(env: dict[str, str], cwd: Path) -> str:
+    """``atlaslink demo`` until its server answers a log-in page; what it printed."""
     port = _free_port()
-    env = {**os.environ, "ATLASLINK_DATABASE_URL": cli_db, "COLUMNS": "60"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "atlaslink.cli", "demo", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
-        cwd=tmp_path,
+        cwd=cwd,
         text=True,
     )
     try:
@@ -215,12 +215,34 @@ def test_demo_prints_logins_and_serves(cli_db: str, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         output = proc.communicate(timeout=20)[0]
+    return output
+
+
+def test_demo_prints_logins_and_serves(cli_db: str, tmp_path: Path) -> None:
+    """The README's first command: demo data, printed log-ins, a server that answers."""
+    output = _run_demo({**os.environ, "ATLASLINK_DATABASE_URL": cli_db, "COLUMNS": "60"}, tmp_path)
     for username in ("admin", "support", "commander.at", "duty.at", "ncp.de", "observer"):
         assert username in output
     assert "TOTP" in output and "Traceback" not in output
     # Even in a narrow terminal every credential is printed whole.
     assert len(re.findall(r"TOTP secret: [A-Z2-7]{32}\s", output)) >= 9, output
     assert len(re.findall(r"password: +\S{16}\s", output)) >= 9, output
+
+
+@pytest.mark.skipif(is_postgres(), reason="the embedded database: once, on the SQLite run")
+def test_demo_never_empties_the_database_serve_keeps(tmp_path: Path) -> None:
+    """Without ATLASLINK_DATABASE_URL the demo starts afresh in a file of its own: the one
+    `atlaslink serve` keeps its data in is left as it was."""
+    kept = tmp_path / "var" / "atlaslink.db"
+    kept.parent.mkdir()
+    kept.write_bytes(b"the unit data of a real installation")
+    env = {k: v for k, v in os.environ.items() if k != "ATLASLINK_DATABASE_URL"}
+    for _ in range(2):  # and again: its own file is emptied each time, nothing else
+        output = _run_demo({**env, "COLUMNS": "200"}, tmp_path)
+        assert "commander.at" in output and "Traceback" not in output
+    assert kept.read_bytes() == b"the unit data of a real installation"
+    with sqlite3.connect(tmp_path / "var" / "demo.db") as demo_db:
+        assert demo_db.execute("SELECT count(*) FROM units").fetchone()[0] >= 38
 
 
 # --- country rules, agreements, requests (and the demo exercise they show) --------------------

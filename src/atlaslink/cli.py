@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -150,11 +151,27 @@ def serve(
 def demo(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    fresh: Annotated[bool, typer.Option(help="Start from an empty embedded database.")] = True,
+    fresh: Annotated[
+        bool | None,
+        typer.Option(
+            "--fresh/--keep",
+            help="Start from an empty SQLite database. Default: fresh for the demo's own "
+            "var/demo.db; an ATLASLINK_DATABASE_URL you set is never emptied unless you ask.",
+        ),
+    ] = None,
 ) -> None:
-    """Run the platform with the fictional demo network and print log-ins."""
+    """Run the platform with the fictional demo network and print log-ins.
+
+    Without ATLASLINK_DATABASE_URL it uses a file of its own (var/demo.db), never the one
+    `atlaslink serve` keeps its data in (var/atlaslink.db)."""
     from atlaslink.demo import seed
 
+    chosen = bool(os.environ.get("ATLASLINK_DATABASE_URL"))
+    if not chosen:
+        os.environ["ATLASLINK_DATABASE_URL"] = f"sqlite:///{Path.cwd() / 'var' / 'demo.db'}"
+        get_settings.cache_clear()
+    if fresh is None:
+        fresh = not chosen
     settings = get_settings()
     url = settings.database_url
     if url.startswith("sqlite") and fresh:
