@@ -312,3 +312,107 @@ def test_viewers_differing_only_in_unit_or_kind_get_their_own_listing_items(db: 
     assert "existence" in _listed_as(db, MATCHING_ENGINE)["visible_groups"]
     assert _listed_as(db, SYSTEM)["visible_groups"] == []
     assert "existence" in _listed_as(db, MATCHING_ENGINE)["visible_groups"]
+
+
+# Mixed agreements: every group gets another audience, in five rotations, so that each group is
+# seen under each audience by each viewer; every way out is checked group by group.
+_GROUPS = list(FieldGroup)
+_AUDIENCES = list(Audience)
+ROTATIONS = [
+    {g: _AUDIENCES[(i + shift) % len(_AUDIENCES)] for i, g in enumerate(_GROUPS)}
+    for shift in range(len(_AUDIENCES))
+]
+
+
+@pytest.mark.parametrize("rotation", range(len(ROTATIONS)))
+@pytest.mark.parametrize("viewer", VIEWERS)
+def test_mixed_agreements_leak_no_group_anywhere(setup, api_as, pages_as, rotation, viewer):  # type: ignore[no-untyped-def]
+    db = setup
+    per_group = ROTATIONS[rotation]
+    uid = share_all(db, Audience.OWN_UNIT, per_group)
+    G = FieldGroup
+    sees = {g: viewer in SEES[a] for g, a in per_group.items()}
+    entry = sees[G.EXISTENCE]  # entry fields are shown only with the entry itself
+    want = {
+        "level": entry and sees[G.LEVEL],
+        "package": entry and sees[G.PACKAGE],
+        "notice": entry and sees[G.NOTICE],
+        "contacts": sees[G.CONTACTS],
+        "transport": sees[G.TRANSPORT],
+    }
+    api, pages = api_as(viewer), pages_as(viewer)
+    case = f"{viewer}, { ({g.value: a.value for g, a in per_group.items()}) }"
+
+    # API detail and listing
+    d = api.get(f"/api/v1/units/{uid}").json()
+    building = [c for c in d["capabilities"] if c["type_code"] == "building"]
+    assert bool(building) == entry, case
+    if building:
+        b = building[0]
+        assert (b["level"] == 3) == want["level"], case
+        assert (b["package_size"], b["self_sufficiency_hours"]) == (
+            (PACKAGE, SELF) if want["package"] else (None, None)
+        ), case
+        assert (b["notice_to_move_hours"] == NOTICE) == want["notice"], case
+    text = str(d)
+    assert (CONTACT in text, HELI in text) == (want["contacts"], want["transport"]), case
+    assert (str(PACKAGE) in text, str(SELF) in text) == (want["package"],) * 2, case
+    assert (str(NOTICE) in text) == want["notice"], case
+    (item,) = api.get("/api/v1/units", params={"q": TARGET}).json()["items"]
+    assert (item["capability_count"] is not None) == entry, case
+    assert (CONTACT in str(item)) == want["contacts"], case
+
+    # Pages: profile and directory
+    html = pages.get(f"/units/{uid}").text
+    assert (CONTACT in html, HELI in html) == (want["contacts"], want["transport"]), case
+    assert (f">{PACKAGE}<" in html, f">{SELF}<" in html) == (want["package"],) * 2, case
+    assert (f">{NOTICE}<" in html) == want["notice"], case
+    assert ('class="badge lv3"' in html) == want["level"], case
+    directory = pages.get("/units", params={"q": TARGET}).text
+    assert (CONTACT in directory) == want["contacts"], case
+
+    # Exports: API CSV, the page's CSV, XLSX
+    for body in (
+        api.get("/api/v1/export", params={"format": "csv"}).text,
+        pages.get("/registry/export.csv").text,
+    ):
+        rows = [r for r in _reiger_rows(list(csv.DictReader(io.StringIO(body))))]
+        got = [r for r in rows if r["capability"] == "building"]
+        assert bool(got) == entry, case
+        for r in got:
+            assert (r["level"] == "3") == want["level"], case
+            assert (r["package_size"], r["self_sufficiency_hours"]) == (
+                (str(PACKAGE), str(SELF)) if want["package"] else ("", "")
+            ), case
+            assert (r["notice_to_move_hours"] == str(NOTICE)) == want["notice"], case
+    wb = load_workbook(io.BytesIO(api.get("/api/v1/export", params={"format": "xlsx"}).content))
+    sheet = list(wb["capabilities"].iter_rows(values_only=True))
+    xrows = [dict(zip(sheet[0], r, strict=True)) for r in sheet[1:] if r[0] == TARGET]
+    xb = [r for r in xrows if r["capability"] == "building"]
+    assert bool(xb) == entry, case
+    for r in xb:
+        assert (
+            r["level"] == 3,
+            r["package_size"] == PACKAGE,
+            r["notice_to_move_hours"] == NOTICE,
+        ) == (
+            want["level"],
+            want["package"],
+            want["notice"],
+        ), case
+
+    # Search and matrix: filtering on a level must not reveal it
+    found = api.get("/api/v1/units", params={"q": TARGET, "capability": "building", "min_level": 3})
+    assert (found.json()["total"] == 1) == want["level"], case
+    cells = api.get("/api/v1/matrix", params={"q": TARGET}).json()["rows"]["items"][0]["cells"]
+    assert (cells.get("building") == 3) == want["level"], case
+
+    # The audit trail of the set-up (the support office's only): a change's before/after is
+    # shown whole or not at all, and only if every group it holds is shared with the viewer.
+    if viewer == "support":
+        changes = api.get(
+            "/api/v1/audit", params={"object_type": "capability", "unit_id": uid}
+        ).json()["items"]
+        shown = all(sees[g] for g in (G.EXISTENCE, G.LEVEL, G.PACKAGE, G.NOTICE))
+        assert changes and all((c["after"] is not None) == shown for c in changes), case
+        assert (str(PACKAGE) in str(changes)) == shown, case
