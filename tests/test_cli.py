@@ -136,6 +136,15 @@ def test_import_export_and_verify(cli_db: str, tmp_path: Path) -> None:
     r = run("export", str(out), "--as", "observer")
     assert r.exit_code == 0 and out.stat().st_size > 1000  # type: ignore[attr-defined]
     assert run("export", str(tmp_path / "x.pdf"), "--as", "observer").exit_code == 1  # type: ignore[attr-defined]
+    contacts = tmp_path / "contacts.csv"
+    r = run("export", str(contacts), "--as", "commander.at", "--table", "contacts")
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+    lines = contacts.read_text().splitlines()
+    assert lines[0] == "unit_code,kind,label,value" and any(
+        x.startswith("AT-ADLER,") for x in lines
+    )
+    r = run("export", str(contacts), "--as", "commander.at", "--table", "people")
+    assert r.exit_code != 0 and "capabilities, units, contacts or transport" in r.output  # type: ignore[attr-defined]
     r = run("audit", "verify")
     assert r.exit_code == 0 and "intact" in r.output, r.output  # type: ignore[attr-defined]
     engine = db.get_engine()

@@ -219,7 +219,15 @@ def test_export_roundtrip_of_own_unit(api_as, db: Session) -> None:  # type: ign
     units = api.get("/api/v1/export", params={"format": "csv", "table": "units"}).text
     assert "AT-ADLER" in units and units.startswith("unit_code,name,country")
     wb = load_workbook(io.BytesIO(api.get("/api/v1/export", params={"format": "xlsx"}).content))
-    assert wb.sheetnames == ["capabilities", "units"]
+    assert wb.sheetnames == ["capabilities", "units", "contacts", "transport"]
+    # The whole workbook imports again and changes nothing (the contacts and transport sheets
+    # are the profile's, read by no import).
+    workbook = api.get("/api/v1/export", params={"format": "xlsx"}).content
+    r = api.post(
+        "/api/v1/import", files={"file": ("reg.xlsx", workbook, "application/octet-stream")}
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["created"], r.json()["updated"]) == (0, 0)
 
 
 def test_import_page_shows_errors_per_row(pages_as) -> None:  # type: ignore[no-untyped-def]

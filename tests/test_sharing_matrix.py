@@ -385,7 +385,23 @@ def test_mixed_agreements_leak_no_group_anywhere(setup, api_as, pages_as, rotati
                 (str(PACKAGE), str(SELF)) if want["package"] else ("", "")
             ), case
             assert (r["notice_to_move_hours"] == str(NOTICE)) == want["notice"], case
+    for table, sentinel, shared in (
+        ("contacts", CONTACT, want["contacts"]),
+        ("transport", HELI, want["transport"]),
+    ):
+        for body in (
+            api.get("/api/v1/export", params={"format": "csv", "table": table}).text,
+            pages.get("/registry/export.csv", params={"table": table}).text,
+        ):
+            rows = _reiger_rows(list(csv.DictReader(io.StringIO(body))))
+            assert (sentinel in str(rows)) == shared and bool(rows) == shared, (table, case)
     wb = load_workbook(io.BytesIO(api.get("/api/v1/export", params={"format": "xlsx"}).content))
+    for table, sentinel, shared in (
+        ("contacts", CONTACT, want["contacts"]),
+        ("transport", HELI, want["transport"]),
+    ):
+        values = [r for r in wb[table].iter_rows(values_only=True) if r[0] == TARGET]
+        assert (sentinel in str(values)) == shared, (table, case)
     sheet = list(wb["capabilities"].iter_rows(values_only=True))
     xrows = [dict(zip(sheet[0], r, strict=True)) for r in sheet[1:] if r[0] == TARGET]
     xb = [r for r in xrows if r["capability"] == "building"]

@@ -433,7 +433,9 @@ def import_rows(importer: Callable[..., Any], path: Path, as_user: str, dry_run:
 def export(
     path: Annotated[Path, typer.Argument(dir_okay=False, help="Output .xlsx or .csv file.")],
     as_user: Annotated[str, typer.Option("--as", help="Export what this user may see.")],
-    table: Annotated[str, typer.Option(help="For CSV: capabilities or units.")] = "capabilities",
+    table: Annotated[
+        str, typer.Option(help="For CSV: capabilities, units, contacts or transport.")
+    ] = "capabilities",
 ) -> None:
     """Export the registry as the given user may see it."""
     from atlaslink.registry import spreadsheets
@@ -442,8 +444,8 @@ def export(
     suffix = path.suffix.lower()
     if suffix not in (".xlsx", ".csv"):
         raise fail("the output file must end in .xlsx or .csv")
-    if table not in ("capabilities", "units"):
-        raise fail("--table is capabilities or units")
+    if table not in spreadsheets.TABLES:
+        raise fail("--table is capabilities, units, contacts or transport")
     with handled(), audit.read_ledger() as ledger, unit_of_work() as session:
         actor = _acting(session, as_user)
         ledger.actor = actor

@@ -33,7 +33,9 @@ def export(
     who: ApiPrincipal,
     f: Filters,
     format: Annotated[str, Query(pattern="^(csv|xlsx)$")] = "csv",
-    table: Annotated[str, Query(pattern="^(capabilities|units)$")] = "capabilities",
+    table: Annotated[
+        str, Query(pattern="^(capabilities|units|contacts|transport)$")
+    ] = "capabilities",
 ) -> Response:
     if format == "xlsx":
         body = spreadsheets.export_xlsx(db, who, f)

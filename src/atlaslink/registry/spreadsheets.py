@@ -13,7 +13,7 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from openpyxl import Workbook, load_workbook
 from pydantic import ValidationError
@@ -54,6 +54,13 @@ UNIT_COLUMNS = (
     "languages",
     "competent_authority",
 )
+# Exported as shared (a unit's contacts or transport assets only where the viewer may see
+# them); changed on the unit's profile (the API's PATCH /units/{id}), not by import: an import
+# reads the "units" and "capabilities" sheets and leaves these alone.
+CONTACT_COLUMNS = ("unit_code", "kind", "label", "value")
+TRANSPORT_COLUMNS = ("unit_code", "kind", "description", "quantity", "capacity_persons")
+ExportTable = Literal["capabilities", "units", "contacts", "transport"]
+TABLES: tuple[ExportTable, ...] = ("capabilities", "units", "contacts", "transport")
 REQUIRED = {"unit_code", "capability", "level"}
 UNIT_REQUIRED = {"unit_code", "name", "country", "base_location"}
 TRUE = {"yes", "y", "true", "1", "x", "ja"}
@@ -489,13 +496,13 @@ def _yn(value: bool) -> str:
     return "yes" if value else "no"
 
 
-def export_rows(
-    session: Session, viewer: Principal, f: UnitFilters
-) -> tuple[list[list[Any]], list[list[Any]]]:
-    """Unit rows and capability rows as the viewer may see them."""
+def export_rows(session: Session, viewer: Principal, f: UnitFilters) -> dict[str, list[list[Any]]]:
+    """The rows of each table (:data:`TABLES`) as the viewer may see them."""
     viewer.require(Permission.REGISTRY_EXPORT)
     unit_rows: list[list[Any]] = []
     cap_rows: list[list[Any]] = []
+    contact_rows: list[list[Any]] = []
+    transport_rows: list[list[Any]] = []
     offset = 0
     while True:
         # The page's ids honour the viewer's filters; unit_details applies the sharing rules.
@@ -516,6 +523,11 @@ def export_rows(
                 ]
             )
         for d in details:
+            contact_rows.extend([d.code, c.kind, c.label, c.value] for c in d.contacts or [])
+            transport_rows.extend(
+                [d.code, t.kind, t.description, t.quantity, t.capacity_persons]
+                for t in d.transport or []
+            )
             for c in d.capabilities:
                 cap_rows.append(
                     [
@@ -537,35 +549,45 @@ def export_rows(
         offset += 500
         if offset >= total:
             break
-    return unit_rows, cap_rows
+    return {
+        "capabilities": cap_rows,
+        "units": unit_rows,
+        "contacts": contact_rows,
+        "transport": transport_rows,
+    }
+
+
+_HEADERS: dict[str, tuple[str, ...]] = {
+    "capabilities": CAPABILITY_COLUMNS + EXPORT_ONLY,
+    "units": UNIT_COLUMNS,
+    "contacts": CONTACT_COLUMNS,
+    "transport": TRANSPORT_COLUMNS,
+}
 
 
 def export_csv(
     session: Session, viewer: Principal, f: UnitFilters, table: str = "capabilities"
 ) -> bytes:
-    unit_rows, cap_rows = export_rows(session, viewer, f)
+    """One table (:data:`TABLES`) as CSV."""
+    if table not in _HEADERS:
+        raise Invalid(f"There is no table {table!r}: choose one of {', '.join(TABLES)}.")
+    rows = export_rows(session, viewer, f)[table]
     out = io.StringIO()
     w = csv.writer(out)
-    if table == "units":
-        w.writerow(UNIT_COLUMNS)
-        w.writerows(unit_rows)
-    else:
-        w.writerow(CAPABILITY_COLUMNS + EXPORT_ONLY)
-        w.writerows(cap_rows)
+    w.writerow(_HEADERS[table])
+    w.writerows(rows)
     return out.getvalue().encode("utf-8")
 
 
 def export_xlsx(session: Session, viewer: Principal, f: UnitFilters) -> bytes:
-    unit_rows, cap_rows = export_rows(session, viewer, f)
+    """Every table, a sheet each (an import reads "units" and "capabilities")."""
+    tables = export_rows(session, viewer, f)
     wb = Workbook(write_only=True)
-    caps = wb.create_sheet("capabilities")
-    caps.append(list(CAPABILITY_COLUMNS + EXPORT_ONLY))
-    for row in cap_rows:
-        caps.append(row)
-    units = wb.create_sheet("units")
-    units.append(list(UNIT_COLUMNS))
-    for row in unit_rows:
-        units.append(row)
+    for name in TABLES:
+        sheet = wb.create_sheet(name)
+        sheet.append(list(_HEADERS[name]))
+        for row in tables[name]:
+            sheet.append(row)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

@@ -44,7 +44,9 @@ def export(
     page: Page,
     db: DB,
     fmt: str,
-    table: Annotated[str, Query(pattern="^(capabilities|units)$")] = "capabilities",
+    table: Annotated[
+        str, Query(pattern="^(capabilities|units|contacts|transport)$")
+    ] = "capabilities",
 ) -> Response:
     if fmt == "xlsx":
         body = spreadsheets.export_xlsx(db, page.principal, UnitFilters())
