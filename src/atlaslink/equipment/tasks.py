@@ -27,8 +27,14 @@ BATCH = 100
 
 
 def _claim(session: Session, stmt: Any) -> Any:
+    """Rows a job takes on, skipping those another transaction holds. ``FOR NO KEY UPDATE``
+    (the job changes no keys): a plain ``FOR UPDATE`` would also block the key-share lock that
+    inserting a row which refers to the item takes (an offer's equipment, a loan). The job goes
+    on to take the audit head (its notices and audit entries) while holding these rows, and a
+    transaction that holds the head and inserts such a row would then wait for the job: a
+    deadlock (ADR 0005)."""
     if session.get_bind().dialect.name == "postgresql":
-        return stmt.with_for_update(skip_locked=True)
+        return stmt.with_for_update(skip_locked=True, key_share=True)
     return stmt
 
 

@@ -348,7 +348,7 @@ class OperationEvent(Base):
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     # Its place in commit order, the live streams' cursor (operations.timeline.number_live);
     # set in the transaction that inserts the row, never seen empty by another.
-    live_seq: Mapped[int | None] = mapped_column(BigInteger)
+    live_seq: Mapped[int | None] = mapped_column(BigInteger, index=True)
 
 
 class Notification(Base):
@@ -383,7 +383,7 @@ class Notification(Base):
     email_attempts: Mapped[int] = mapped_column(Integer, default=0)
     email_error: Mapped[str] = mapped_column(Text, default="")
     # As OperationEvent.live_seq (one counter numbers both).
-    live_seq: Mapped[int | None] = mapped_column(BigInteger)
+    live_seq: Mapped[int | None] = mapped_column(BigInteger, index=True)
 
 
 class UserPreferences(Base):

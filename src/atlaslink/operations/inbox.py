@@ -27,17 +27,19 @@ def _mine(p: Principal) -> Any:
     return Notification.user_id == p.user_id
 
 
-def unread_count(session: Session, p: Principal) -> int:
+def unread_count(session: Session, p: Principal, *, upto: int | None = None) -> int:
+    """The caller's unread notifications; ``upto``: only those numbered up to it (a page's
+    badge counts what its stream will not send again, see ``timeline.live_mark``)."""
     if p.user_id is None:
         return 0
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Notification)
-            .where(_mine(p), Notification.read_at.is_(None))
-        )
-        or 0
+    stmt = (
+        select(func.count())
+        .select_from(Notification)
+        .where(_mine(p), Notification.read_at.is_(None))
     )
+    if upto is not None:
+        stmt = stmt.where(Notification.live_seq <= upto)
+    return session.scalar(stmt) or 0
 
 
 def list_notifications(

@@ -123,8 +123,9 @@ class Capability(BaseModel):
     self_sufficiency_hours: int | None
     # notice group
     notice_to_move_hours: int | None
-    # Who keeps the entry confirmed (whoever saved it last): shown to the unit's own people
-    # only, null to everyone else.
+    # Who keeps the entry confirmed (whoever saved it last): on the profile for the unit's own
+    # people only, null for everyone else (the audit trail, for those with audit:read, still
+    # names who made each change).
     owner: str | None = None
 
 

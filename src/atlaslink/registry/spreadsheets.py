@@ -28,6 +28,8 @@ from atlaslink.models import Country, Network
 from atlaslink.registry import repository as repo
 from atlaslink.registry import schemas, service
 from atlaslink.registry.repository import UnitFilters
+from atlaslink.sharing import redact
+from atlaslink.sharing.policy import FieldGroup, load_agreements, visible_groups
 
 CAPABILITY_COLUMNS = (
     "unit_code",
@@ -417,8 +419,17 @@ def _as_exported(
     """Whether a row of another unit's entry says what the importer's export of it says, in
     every column the file has (a field the importer may not see is blank there)."""
     if unit_id not in views:
-        details = service.unit_details(session, actor, [unit_id])
-        views[unit_id] = {c.type_code: c for c in details[0].capabilities} if details else {}
+        # The entries as redacted for the importer, built without noting a read: nothing of
+        # them is shown, and the comparison's outcome says only what the importer may see.
+        groups = visible_groups(actor, load_agreements(session, [unit_id])[unit_id])
+        views[unit_id] = (
+            {
+                t.code: redact.capability(e, t, groups, date.min)
+                for e, t in repo.entries_of(session, [unit_id])[unit_id]
+            }
+            if FieldGroup.EXISTENCE in groups
+            else {}
+        )
     shown = views[unit_id].get(cap)
     if shown is None:
         return False

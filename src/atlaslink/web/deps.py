@@ -97,7 +97,7 @@ def page_auth(request: Request, db: DB) -> PageAuth:
         ws.csrf_token,
         user.display_name,
         user.username,
-        inbox.unread_count(db, principal),
+        inbox.unread_count(db, principal, upto=live_after),
         live_after,
     )
     return request.state.page_auth  # type: ignore[no-any-return]

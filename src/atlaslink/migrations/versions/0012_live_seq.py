@@ -38,7 +38,10 @@ def upgrade() -> None:
         op.add_column(table, sa.Column("live_seq", sa.BigInteger(), nullable=True))
         # The table names are the constants above, never input.
         op.execute(f"UPDATE {table} SET live_seq = id")  # noqa: S608
+        # A stream's replay (its request's or user's rows) and the broadcaster's catch-up
+        # and polling (every row after a number).
         op.create_index(f"ix_{table}_{owner}_live", table, [owner, "live_seq"])
+        op.create_index(f"ix_{table}_live_seq", table, ["live_seq"])
     op.execute(
         "UPDATE audit_head SET live_seq = max("
         "(SELECT coalesce(max(id), 0) FROM operation_events),"
@@ -52,6 +55,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table, owner in TABLES.items():
+        op.drop_index(f"ix_{table}_live_seq", table_name=table)
         op.drop_index(f"ix_{table}_{owner}_live", table_name=table)
         with op.batch_alter_table(table) as batch_op:
             batch_op.drop_column("live_seq")
