@@ -149,11 +149,16 @@ def test_forms_need_the_csrf_token(pages_as, db: Session) -> None:  # type: igno
     assert "expired" in r.text and "Traceback" not in r.text
 
 
-def test_logout_ends_the_session(pages_as) -> None:  # type: ignore[no-untyped-def]
+def test_logout_ends_the_session(pages_as, api_as) -> None:  # type: ignore[no-untyped-def]
     c = pages_as("duty.at")
     page = c.get("/")
     c.post("/logout", data={"csrf_token": csrf_of(page.text)})
     assert c.get("/units", follow_redirects=False).status_code == 303
+    # Recorded, as the log-in was.
+    events = api_as("support").get("/api/v1/audit", params={"action": "auth.logout"})
+    assert events.status_code == 200 and [e["actor"] for e in events.json()["items"]] == [
+        "duty.at"
+    ], events.text
 
 
 def test_api_tokens_are_created_listed_revoked_and_stored_hashed(api_as, db: Session) -> None:  # type: ignore[no-untyped-def]

@@ -26,6 +26,22 @@ def test_health_readiness_and_openapi(client) -> None:  # type: ignore[no-untype
     assert "/api/v1/units" in spec["paths"] and "/api/v1/units/{unit_id}/sharing" in spec["paths"]
 
 
+def test_readiness_says_plainly_when_the_database_does_not_answer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from atlaslink.app import create_app
+    from atlaslink.db import make_engine
+
+    gone = make_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}")
+    with TestClient(create_app(gone), raise_server_exceptions=False) as c:
+        assert c.get("/healthz").status_code == 200  # the process itself is alive
+        r = c.get("/readyz")
+    assert r.status_code == 503
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["status"] == 503 and "database" in r.json()["detail"]
+    assert "Traceback" not in r.text
+
+
 def test_listing_is_paginated_and_filtered(api_as) -> None:  # type: ignore[no-untyped-def]
     api = api_as("observer")
     first = api.get("/api/v1/units", params={"per_page": 10}).json()

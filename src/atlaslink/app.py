@@ -328,9 +328,16 @@ def create_app(
                 db.rollback()
         except Exception:
             log.exception("readiness check failed")
+            # RFC 9457 like every error (the "status" member is the HTTP status there).
             return JSONResponse(
-                {"status": "unavailable", "detail": "The database does not answer."},
+                {
+                    "type": "about:blank",
+                    "title": "Service Unavailable",
+                    "status": 503,
+                    "detail": "The database does not answer.",
+                },
                 status_code=503,
+                media_type="application/problem+json",
             )
         return JSONResponse({"status": "ready"})
 

@@ -306,6 +306,12 @@ def end_session(session: Session, ws: WebSession) -> None:
     session.flush()
 
 
+def log_out(session: Session, ws: WebSession, user: User) -> None:
+    """The person ends their session: recorded like the log-in that began it."""
+    end_session(session, ws)
+    audit.append(session, principal_of(user), "auth.logout", "user", user.id)
+
+
 # --- API tokens -------------------------------------------------------------------------------
 
 

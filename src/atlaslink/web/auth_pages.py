@@ -163,7 +163,7 @@ def enrol_submit(
 @router.post("/logout")
 def logout(page: Page, db: DB, csrf_token: Annotated[str, Form()] = "") -> Response:
     check_csrf(page, csrf_token)
-    auth.end_session(db, page.web_session)
+    auth.log_out(db, page.web_session, page.user)
     response = redirect("/login")
     response.delete_cookie(SESSION_COOKIE)
     return response
