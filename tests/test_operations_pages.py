@@ -313,6 +313,36 @@ def test_candidates_page_never_shows_values_shared_with_the_matching_engine_only
     assert not re.search(r"level \d|operators|notice \d|self-sufficient", shown), shown
 
 
+def test_a_long_timeline_shows_its_newest_events_and_the_report_all(
+    pages_as: Any, db: Session
+) -> None:
+    """A request with more events than the page shows: the page has the newest ones (and
+    every pinned one), the after-action report every one."""
+    from atlaslink.auth import service as auth
+    from atlaslink.models import AssistanceRequest
+    from atlaslink.operations import timeline
+    from atlaslink.web.operations_pages import PAGE_EVENTS
+
+    de = pages_as("duty.de")
+    rid = _addressed(de, db, "AT-ADLER")
+    req = db.get(AssistanceRequest, rid)
+    user = db.scalar(select(User).where(User.username == "duty.de"))
+    assert req is not None and user is not None
+    who = auth.principal_of(user)
+    timeline.record(db, who, req, "note", "Pinned at the start: the command post", pinned=True)
+    for k in range(PAGE_EVENTS + 20):
+        timeline.record(db, who, req, "note", f"Situation report no. {k:04d}")
+    db.commit()
+    page = de.get(f"/requests/{rid}").text
+    assert f"Situation report no. {PAGE_EVENTS + 19:04d}" in page  # the newest
+    assert "Situation report no. 0000" not in page  # beyond the newest ones
+    assert f"The newest {PAGE_EVENTS} events" in page and "/report" in page
+    assert "Pinned at the start: the command post" in page  # pinned, however old
+    report = de.get(f"/requests/{rid}/report").text
+    assert "Situation report no. 0000" in report
+    assert f"Situation report no. {PAGE_EVENTS + 19:04d}" in report
+
+
 def test_notifications_page_badge_and_reading(pages_as: Any, db: Session) -> None:
     de, at = pages_as("duty.de"), pages_as("duty.at")
     rid = _addressed(de, db, "AT-ADLER")

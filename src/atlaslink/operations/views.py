@@ -442,22 +442,32 @@ def visible_events(
     *,
     after_id: int = 0,
     after_seq: int | None = None,
-    limit: int = 500,
+    limit: int | None = 500,
+    newest: bool = False,
+    pinned_only: bool = False,
 ) -> list[schemas.EventOut]:
     """The request's events the viewer may see, in id order after ``after_id``, or in commit
-    order after ``after_seq`` (a ``live_seq``: what a client that has seen it can have missed)."""
+    order after ``after_seq`` (a ``live_seq``: what a client that has seen it can have missed).
+
+    At most ``limit`` of them (None: all): the first ones, or with ``newest`` the last ones
+    (still returned oldest first). The limit counts what the viewer may see."""
     stmt = (
         select(OperationEvent, Unit.code)
         .outerjoin(Unit, Unit.id == OperationEvent.unit_id)
         .where(OperationEvent.request_id == req.id)
-        .limit(limit)
     )
+    if pinned_only:
+        stmt = stmt.where(OperationEvent.pinned.is_(True))
     if after_seq is not None:
         stmt = stmt.where(OperationEvent.live_seq > after_seq).order_by(OperationEvent.live_seq)
+    elif newest:
+        stmt = stmt.where(OperationEvent.id > after_id).order_by(OperationEvent.id.desc())
     else:
         stmt = stmt.where(OperationEvent.id > after_id).order_by(OperationEvent.id)
-    out = []
+    out: list[schemas.EventOut] = []
     for ev, code in session.execute(stmt).tuples():
+        if limit is not None and len(out) >= limit:
+            break
         if not event_visible(ev, inv, p):
             continue
         out.append(
@@ -472,7 +482,7 @@ def visible_events(
                 pinned=ev.pinned,
             )
         )
-    return out
+    return out[::-1] if newest and after_seq is None else out
 
 
 class Scoped(Protocol):

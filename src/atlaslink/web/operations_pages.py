@@ -202,12 +202,18 @@ def _map(out: schemas.RequestOut) -> dict[str, Any] | None:
     }
 
 
+PAGE_EVENTS = 500  # the newest events a request's page shows
+
+
 def operation_context(db: Session, page: PageAuth, request_id: int) -> dict[str, Any]:
     p = page.principal
     req, inv = policy.get_visible(db, p, request_id)
     live_after = timeline.live_mark(db)  # before the page's rows: see timeline.live_mark
     out = views.request_out(db, p, req, inv)
-    events = views.visible_events(db, p, req, inv)
+    # The newest events (a long operation has thousands; the report and the API have them
+    # all), and every pinned one however old.
+    events = views.visible_events(db, p, req, inv, limit=PAGE_EVENTS, newest=True)
+    pinned = views.visible_events(db, p, req, inv, limit=None, pinned_only=True)
     own = next((a for a in out.addressees if a.id == inv.addressee_id), None)
     # The answer form lists the unit's own equipment in service (offered with the offer).
     now = utcnow()
@@ -232,7 +238,8 @@ def operation_context(db: Session, page: PageAuth, request_id: int) -> dict[str,
         "r": out,
         "events": list(reversed(events)),
         "live_after": live_after,
-        "pinned": [e for e in events if e.pinned],
+        "pinned": pinned,
+        "events_cut": len(events) == PAGE_EVENTS,
         "metrics": metrics.metrics(db, req),
         "map": _map(out),
         "own_addressee": own,
@@ -297,7 +304,7 @@ def _report(db: Session, page: PageAuth, request_id: int) -> dict[str, Any]:
     req, inv = policy.get_visible(db, p, request_id)
     return {
         "r": views.request_out(db, p, req, inv),
-        "events": views.visible_events(db, p, req, inv),
+        "events": views.visible_events(db, p, req, inv, limit=None),
         "metrics": metrics.metrics(db, req),
         "final": req.status in ENDED,
     }
