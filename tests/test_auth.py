@@ -169,7 +169,14 @@ def test_api_tokens_are_created_listed_revoked_and_stored_hashed(api_as, db: Ses
     token = created["token"]
     assert token.startswith("atl_")
     listed = api.get("/api/v1/tokens").json()
-    assert any(t["name"] == "ops script" and "token" not in t for t in listed)
+    assert any(t["name"] == "ops script" and "token" not in t for t in listed["items"])
+    # Paginated like every list.
+    api.post("/api/v1/tokens", json={"name": "second script"})
+    first = api.get("/api/v1/tokens", params={"per_page": 1}).json()
+    second = api.get("/api/v1/tokens", params={"per_page": 1, "page": 2}).json()
+    assert first["total"] == second["total"] >= 2 and first["per_page"] == 1
+    assert [t["name"] for t in first["items"]] == ["second script"]  # newest first
+    assert [t["name"] for t in second["items"]] == ["ops script"]
     # Only the hash is stored.
     from atlaslink.models import ApiToken
 

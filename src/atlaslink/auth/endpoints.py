@@ -75,6 +75,13 @@ class UserPage(BaseModel):
     per_page: int
 
 
+class TokenPage(BaseModel):
+    items: list[TokenOut]
+    total: int
+    page: int
+    per_page: int
+
+
 def _user(db: DB, who: ApiPrincipal) -> User:
     user = db.get(User, who.user_id)
     assert user is not None
@@ -111,10 +118,23 @@ def me(db: DB, who: ApiPrincipal) -> Me:
     )
 
 
-@router.get("/tokens", response_model=list[TokenOut])
-def list_tokens(db: DB, who: ApiPrincipal) -> list[TokenOut]:
+@router.get("/tokens", response_model=TokenPage)
+def list_tokens(
+    db: DB,
+    who: ApiPrincipal,
+    page: Annotated[int, Query(ge=1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> TokenPage:
+    """The caller's own tokens, newest first (never the secret itself)."""
     who.require(Permission.TOKENS_OWN)
-    return [_token_out(t) for t in service.list_tokens(db, _user(db, who).id)]
+    tokens = service.list_tokens(db, _user(db, who).id)
+    start = (page - 1) * per_page
+    return TokenPage(
+        items=[_token_out(t) for t in tokens[start : start + per_page]],
+        total=len(tokens),
+        page=page,
+        per_page=per_page,
+    )
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=201)
