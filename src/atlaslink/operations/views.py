@@ -434,6 +434,9 @@ def list_requests(
     return page_dict(items, total, page, per_page)
 
 
+_CHUNK = 500  # rows read at a time by visible_events
+
+
 def visible_events(
     session: Session,
     p: Principal,
@@ -459,30 +462,40 @@ def visible_events(
     if pinned_only:
         stmt = stmt.where(OperationEvent.pinned.is_(True))
     if after_seq is not None:
-        stmt = stmt.where(OperationEvent.live_seq > after_seq).order_by(OperationEvent.live_seq)
-    elif newest:
-        stmt = stmt.where(OperationEvent.id > after_id).order_by(OperationEvent.id.desc())
+        key, down = OperationEvent.live_seq, False
+        stmt = stmt.where(key > after_seq)
     else:
-        stmt = stmt.where(OperationEvent.id > after_id).order_by(OperationEvent.id)
+        key, down = OperationEvent.id, newest
+        stmt = stmt.where(key > after_id)
     out: list[schemas.EventOut] = []
-    for ev, code in session.execute(stmt).tuples():
-        if limit is not None and len(out) >= limit:
-            break
-        if not event_visible(ev, inv, p):
-            continue
-        out.append(
-            schemas.EventOut(
-                id=ev.id,
-                live_seq=ev.live_seq,
-                occurred_at=ev.occurred_at,
-                actor=ev.actor_label,
-                kind=ev.kind,
-                summary=ev.summary,
-                unit_code=code,
-                pinned=ev.pinned,
+    # In chunks, by the key (the viewer may see only some rows; a long operation has many).
+    last: int | None = None
+    while limit is None or len(out) < limit:
+        chunk = stmt.order_by(key.desc() if down else key).limit(_CHUNK)
+        if last is not None:
+            chunk = chunk.where(key < last if down else key > last)
+        rows = session.execute(chunk).tuples().all()
+        for ev, code in rows:
+            if limit is not None and len(out) >= limit:
+                break
+            if not event_visible(ev, inv, p):
+                continue
+            out.append(
+                schemas.EventOut(
+                    id=ev.id,
+                    live_seq=ev.live_seq,
+                    occurred_at=ev.occurred_at,
+                    actor=ev.actor_label,
+                    kind=ev.kind,
+                    summary=ev.summary,
+                    unit_code=code,
+                    pinned=ev.pinned,
+                )
             )
-        )
-    return out[::-1] if newest and after_seq is None else out
+        if len(rows) < _CHUNK:
+            break
+        last = rows[-1][0].live_seq if after_seq is not None else rows[-1][0].id
+    return out[::-1] if down else out
 
 
 class Scoped(Protocol):
