@@ -26,6 +26,18 @@ def test_health_readiness_and_openapi(client) -> None:  # type: ignore[no-untype
     assert "/api/v1/units" in spec["paths"] and "/api/v1/units/{unit_id}/sharing" in spec["paths"]
 
 
+def test_api_docs_are_served_offline(client) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    page = client.get("/api/docs")
+    assert page.status_code == 200 and 'id="swagger-ui"' in page.text
+    # Every script and style it loads comes from this server.
+    for url in re.findall(r'(?:src|href)="([^"]+)"', page.text):
+        assert url.startswith("/"), url
+        assert client.get(url).status_code == 200, url
+    assert "/openapi.json" in client.get("/static/api-docs.js").text
+
+
 def test_readiness_says_plainly_when_the_database_does_not_answer(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 

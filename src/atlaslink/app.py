@@ -346,6 +346,16 @@ def create_app(
 
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(page_router)
+    # Interactive API docs on the platform's own OpenAPI document, served from the installed
+    # swagger-ui-bundle package: no CDN, works offline. Public, as /openapi.json is.
+    from swagger_ui_bundle import swagger_ui_path
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> Response:
+        page = (files("atlaslink") / "web" / "templates" / "api_docs.html").read_text()
+        return Response(page, media_type="text/html; charset=utf-8")
+
+    app.mount("/static/swagger", StaticFiles(directory=str(swagger_ui_path)), name="swagger")
     app.mount(
         "/static", StaticFiles(directory=str(files("atlaslink") / "web" / "static")), name="static"
     )
