@@ -35,7 +35,10 @@ def test_api_docs_are_served_offline(client) -> None:  # type: ignore[no-untyped
     for url in re.findall(r'(?:src|href)="([^"]+)"', page.text):
         assert url.startswith("/"), url
         assert client.get(url).status_code == 200, url
-    assert "/openapi.json" in client.get("/static/api-docs.js").text
+    assert "/api/docs/openapi.json" in client.get("/static/api-docs.js").text
+    viewer, exact = client.get("/api/docs/openapi.json").json(), client.get("/openapi.json").json()
+    assert viewer["openapi"].startswith("3.0") and exact["openapi"].startswith("3.1")
+    assert viewer["paths"] == exact["paths"]
 
 
 def test_readiness_says_plainly_when_the_database_does_not_answer(tmp_path) -> None:  # type: ignore[no-untyped-def]

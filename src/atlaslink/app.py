@@ -355,6 +355,13 @@ def create_app(
         page = (files("atlaslink") / "web" / "templates" / "api_docs.html").read_text()
         return Response(page, media_type="text/html; charset=utf-8")
 
+    @app.get("/api/docs/openapi.json", include_in_schema=False)
+    def api_docs_schema() -> JSONResponse:
+        # The Swagger UI that can be installed offline (4.x) reads OpenAPI 3.0 only; FastAPI
+        # writes 3.1. The viewer gets the same document under a 3.0 label (it renders the few
+        # 3.1 forms, such as a null type in anyOf, as they are); /openapi.json stays exact.
+        return JSONResponse({**app.openapi(), "openapi": "3.0.3"})
+
     app.mount("/static/swagger", StaticFiles(directory=str(swagger_ui_path)), name="swagger")
     app.mount(
         "/static", StaticFiles(directory=str(files("atlaslink") / "web" / "static")), name="static"
