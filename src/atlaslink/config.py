@@ -20,7 +20,8 @@ class Settings(BaseSettings):
     # Sessions: idle and absolute expiry, in minutes.
     session_idle_minutes: int = 30
     session_absolute_minutes: int = 12 * 60
-    # Cookies are marked Secure unless explicitly served over plain HTTP (demo, tests).
+    # Mark session cookies Secure: set true behind TLS, as every production server is. Off by
+    # default so that the demo and the tests work over plain HTTP on 127.0.0.1.
     cookie_secure: bool = False
     # Lock an account for ``lockout_minutes`` after ``lockout_threshold`` failed attempts.
     lockout_threshold: int = 5
