@@ -63,7 +63,9 @@ def test_a_change_is_audited_with_before_and_after(api_as: Any, db: Session) -> 
     assert event.after is not None and event.after["requires_bilateral_agreement"] is True
     assert event.after["note"] == "Specific arrangements first."
     listed = support.get("/api/v1/country-rules", params={"only_set": True}).json()
-    assert [c["iso2"] for c in listed] == ["NL"]
+    assert [c["iso2"] for c in listed["items"]] == ["NL"] and listed["total"] == 1
+    every = support.get("/api/v1/country-rules", params={"per_page": 10}).json()
+    assert len(every["items"]) == 10 and every["total"] >= 31 and every["pages"] >= 4
 
 
 @pytest.mark.parametrize(

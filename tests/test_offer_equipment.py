@@ -152,7 +152,7 @@ def test_offer_accept_reserve_home_release(api_as: Any, pages_as: Any, db: Sessi
     start = iso(NOW - timedelta(days=1))
     cal = at.get(f"/api/v1/equipment/{robot}/calendar", params={"start": start, "days": 10})
     assert cal.status_code == 200, cal.text
-    period = cal.json()[0]
+    period = cal.json()["items"][0]
     assert period["loan_id"] == loan.id and period["operation"]["request_id"] == rid
     page = pages_as("duty.at").get(f"/equipment/{robot}")
     assert f'href="/requests/{rid}"' in page.text
@@ -396,7 +396,7 @@ def test_the_calendar_names_the_operation_only_to_those_who_see_the_request(
     for viewer, sees in (("duty.de", True), ("duty.at", True), ("duty.fr", False)):
         r = api_as(viewer).get(f"/api/v1/equipment/{shared}/calendar", params=params)
         assert r.status_code == 200, (viewer, r.text)
-        (period,) = r.json()
+        (period,) = r.json()["items"]
         assert (period["operation"] is not None) == sees, viewer
         page = pages_as(viewer).get(f"/equipment/{shared}").text
         assert (f'href="/requests/{rid}"' in page) == sees, viewer

@@ -26,6 +26,27 @@ def test_health_readiness_and_openapi(client) -> None:  # type: ignore[no-untype
     assert "/api/v1/units" in spec["paths"] and "/api/v1/units/{unit_id}/sharing" in spec["paths"]
 
 
+def test_every_list_in_the_api_is_paginated(client) -> None:  # type: ignore[no-untyped-def]
+    """No GET answers a bare JSON array: lists are pages (items, total, page, per_page), except
+    a request's timeline, read by cursor (`after`, `after_seq`) and `limit`."""
+    by_cursor = {"/api/v1/requests/{request_id}/events"}
+    spec = client.get("/openapi.json").json()
+    bare = []
+    for path, ops in spec["paths"].items():
+        get = ops.get("get")
+        if get is None:
+            continue
+        schema = (
+            get.get("responses", {}).get("200", {}).get("content", {}).get("application/json", {})
+        ).get("schema", {})
+        if schema.get("type") == "array" and path not in by_cursor:
+            bare.append(path)
+        if path in by_cursor:
+            names = {p["name"] for p in get.get("parameters", [])}
+            assert {"after", "after_seq", "limit"} <= names, path
+    assert bare == [], bare
+
+
 def test_api_docs_are_served_offline(client) -> None:  # type: ignore[no-untyped-def]
     import re
 

@@ -11,7 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from atlaslink.equipment import calendar, loans, schemas, service, spreadsheets
 from atlaslink.equipment.places import PLACES
+from atlaslink.registry.endpoints import PageNo, PerPage
 from atlaslink.registry.schemas import Page
+from atlaslink.registry.service import paginate
 from atlaslink.web.deps import DB, ApiPrincipal
 
 router = APIRouter(prefix="/equipment", tags=["equipment"])
@@ -36,9 +38,9 @@ def update_category(db: DB, who: ApiPrincipal, code: str, data: schemas.Category
     return service._category_out(service.update_category(db, who, code, data))
 
 
-@router.get("/places", response_model=list[schemas.Place])
-def list_places(who: ApiPrincipal) -> Any:
-    return list(PLACES.values())
+@router.get("/places", response_model=Page[schemas.Place])
+def list_places(who: ApiPrincipal, page: PageNo = 1, per_page: PerPage = 50) -> Any:
+    return paginate(list(PLACES.values()), page, per_page)
 
 
 # --- loans (declared before /{item_id} routes) ---------------------------------------------------
@@ -107,9 +109,11 @@ def unit_calendar(
     return calendar.unit_calendar(db, who, unit_id, begin, days, page, per_page)
 
 
-@router.get("/units/{unit_id}/feeds", response_model=list[schemas.Feed])
-def list_feeds(db: DB, who: ApiPrincipal, unit_id: int) -> Any:
-    return calendar.list_feeds(db, who, unit_id)
+@router.get("/units/{unit_id}/feeds", response_model=Page[schemas.Feed])
+def list_feeds(
+    db: DB, who: ApiPrincipal, unit_id: int, page: PageNo = 1, per_page: PerPage = 50
+) -> Any:
+    return paginate(list(calendar.list_feeds(db, who, unit_id)), page, per_page)
 
 
 @router.post("/units/{unit_id}/feeds", response_model=schemas.Feed, status_code=201)
@@ -255,16 +259,20 @@ def update_item(db: DB, who: ApiPrincipal, item_id: int, data: schemas.ItemUpdat
     return service.get_item(db, who, item_id)
 
 
-@router.get("/{item_id}/calendar", response_model=list[schemas.Period])
+@router.get("/{item_id}/calendar", response_model=Page[schemas.Period])
 def item_calendar(
     db: DB,
     who: ApiPrincipal,
     item_id: int,
     start: datetime | None = None,
     days: Annotated[int, Query(ge=1, le=366)] = 56,
+    page: PageNo = 1,
+    per_page: PerPage = 50,
 ) -> Any:
+    """The item's bookings in the window, as the caller may see them, in time order."""
     begin = start or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return service.item_periods(db, who, item_id, begin, begin + timedelta(days=days))
+    periods = service.item_periods(db, who, item_id, begin, begin + timedelta(days=days))
+    return paginate(list(periods), page, per_page)
 
 
 @router.post("/{item_id}/maintenance", response_model=schemas.Period, status_code=201)

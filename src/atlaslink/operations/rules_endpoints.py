@@ -7,19 +7,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from atlaslink.operations import rules, schemas
+from atlaslink.registry.endpoints import PageNo, PerPage
 from atlaslink.registry.schemas import Page
+from atlaslink.registry.service import paginate
 from atlaslink.web.deps import DB, ApiPrincipal
 
 router = APIRouter(tags=["country rules"])
 
 
-@router.get("/country-rules", response_model=list[schemas.CountryRules])
+@router.get("/country-rules", response_model=Page[schemas.CountryRules])
 def list_rules(
     db: DB,
     p: ApiPrincipal,
     only_set: Annotated[bool, Query(description="only countries with a rule set")] = False,
-) -> list[schemas.CountryRules]:
-    return rules.list_rules(db, p, only_set=only_set)
+    page: PageNo = 1,
+    per_page: PerPage = 50,
+) -> Any:
+    return paginate(rules.list_rules(db, p, only_set=only_set), page, per_page)
 
 
 @router.get("/countries/{iso}/rules", response_model=schemas.CountryRules)
