@@ -336,3 +336,27 @@ def test_an_item_lost_while_a_loan_request_waited_is_not_lent(engine: Engine) ->
     assert "lost" in str(outcome.get("refused")), outcome
     with Session(engine) as s:
         assert not s.scalars(select(EquipmentLoan).where(EquipmentLoan.item_id == item_id)).all()
+
+
+@pytest.mark.skipif(not is_postgres(), reason="row locks: PostgreSQL")
+def test_the_jobs_claim_on_items_does_not_block_rows_that_refer_to_them(engine: Engine) -> None:
+    """The equipment jobs hold the rows they claim while their notices take the audit head.
+    Inserting a row that refers to an item (an offer's equipment, a loan) takes a key-share
+    lock on the item; a transaction that holds the head and does that must not wait for the
+    job, or the two deadlock. So the claim is FOR NO KEY UPDATE, never FOR UPDATE."""
+    from atlaslink.equipment import tasks
+
+    item_id = _new_item(engine, "CLAIM-1")
+    with Session(engine) as job, Session(engine) as other:
+        claimed = job.scalars(
+            tasks._claim(job, select(EquipmentItem).where(EquipmentItem.id == item_id))
+        ).all()
+        assert [i.id for i in claimed] == [item_id]  # held by the job until it commits
+        other.execute(text("SET LOCAL lock_timeout = '2s'"))
+        # What a foreign-key check of an insert referring to the item takes:
+        held = other.execute(
+            text("SELECT id FROM equipment_items WHERE id = :i FOR KEY SHARE"), {"i": item_id}
+        ).scalar_one()
+        assert held == item_id
+        other.rollback()
+        job.rollback()
