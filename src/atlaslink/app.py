@@ -321,23 +321,15 @@ def create_app(
         return {"status": "ok", "version": __version__}
 
     @app.get("/readyz", tags=["health"], summary="Readiness: the database answers")
-    def readyz() -> Response:
+    def readyz(request: Request) -> Response:
         try:
             with app.state.sessionmaker() as db:
                 db.execute(text("SELECT seq FROM audit_head"))
                 db.rollback()
         except Exception:
             log.exception("readiness check failed")
-            # RFC 9457 like every error (the "status" member is the HTTP status there).
-            return JSONResponse(
-                {
-                    "type": "about:blank",
-                    "title": "Service Unavailable",
-                    "status": 503,
-                    "detail": "The database does not answer.",
-                },
-                status_code=503,
-                media_type="application/problem+json",
+            return problems.problem(
+                request, 503, "Service unavailable", "The database does not answer."
             )
         return JSONResponse({"status": "ready"})
 

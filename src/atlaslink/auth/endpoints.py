@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,6 +12,8 @@ from atlaslink.auth import service
 from atlaslink.auth.permissions import Permission, Role
 from atlaslink.errors import NotFound
 from atlaslink.models import User
+from atlaslink.registry.schemas import Page
+from atlaslink.registry.service import paginate
 from atlaslink.web.deps import DB, ApiPrincipal
 
 router = APIRouter(tags=["accounts"])
@@ -75,13 +77,6 @@ class UserPage(BaseModel):
     per_page: int
 
 
-class TokenPage(BaseModel):
-    items: list[TokenOut]
-    total: int
-    page: int
-    per_page: int
-
-
 def _user(db: DB, who: ApiPrincipal) -> User:
     user = db.get(User, who.user_id)
     assert user is not None
@@ -118,23 +113,17 @@ def me(db: DB, who: ApiPrincipal) -> Me:
     )
 
 
-@router.get("/tokens", response_model=TokenPage)
+@router.get("/tokens", response_model=Page[TokenOut])
 def list_tokens(
     db: DB,
     who: ApiPrincipal,
     page: Annotated[int, Query(ge=1)] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> TokenPage:
+) -> Any:
     """The caller's own tokens, newest first (never the secret itself)."""
     who.require(Permission.TOKENS_OWN)
-    tokens = service.list_tokens(db, _user(db, who).id)
-    start = (page - 1) * per_page
-    return TokenPage(
-        items=[_token_out(t) for t in tokens[start : start + per_page]],
-        total=len(tokens),
-        page=page,
-        per_page=per_page,
-    )
+    tokens = [_token_out(t) for t in service.list_tokens(db, _user(db, who).id)]
+    return paginate(tokens, page, per_page)
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=201)

@@ -192,7 +192,7 @@ def create_demo_accounts(
         pw = password or secrets.token_urlsafe(12)
         secret = (secrets_by_user or {}).get(username) or pyotp.random_base32()
         is_unit = where is not None and "-" in where
-        auth.create_user(
+        user = auth.create_user(
             session,
             SYSTEM,
             username=username,
@@ -205,17 +205,15 @@ def create_demo_accounts(
             totp_secret=secret,
         )
         out.append(DemoAccount(username, role, pw, secret, where or "network"))
-    # A unit's commander owns the demo entries of the unit (the people who keep them
-    # confirmed); units without an account keep theirs unowned until someone saves them.
-    for username, role, where in DEMO_ACCOUNTS:
-        if role is not Role.UNIT_COMMANDER or where is None:
-            continue
-        user = session.scalar(select(User).where(User.username == username))
-        unit_id = session.scalar(select(Unit.id).where(Unit.code == where))
-        if user is not None and unit_id is not None:
+        if role is Role.UNIT_COMMANDER and user.unit_id is not None:
+            # A unit's commander owns its demo entries (keeps them confirmed); units without
+            # an account keep theirs unowned until someone saves them.
             session.execute(
                 update(CapabilityEntry)
-                .where(CapabilityEntry.unit_id == unit_id, CapabilityEntry.owner_user_id.is_(None))
+                .where(
+                    CapabilityEntry.unit_id == user.unit_id,
+                    CapabilityEntry.owner_user_id.is_(None),
+                )
                 .values(owner_user_id=user.id)
             )
     return out

@@ -294,7 +294,7 @@ class Broadcaster:
                 log.exception("live: the broadcaster failed; restarting it")
                 await asyncio.sleep(RECONNECT_MAX)
 
-    def _set_floors(self, newest: int) -> None:
+    def _start_at(self, newest: int) -> None:
         """Once per process: what was committed before it listened is never announced."""
         if self._started.is_set():
             return
@@ -334,7 +334,7 @@ class Broadcaster:
                         cur = await conn.execute(_NEWEST)
                         row = await cur.fetchone()
                         assert row is not None
-                        self._set_floors(int(row[0]))
+                        self._start_at(int(row[0]))
                     else:
                         # What committed while nobody listened: the numbers follow commit
                         # order, so nothing below the newest one seen can still appear.
@@ -375,7 +375,7 @@ class Broadcaster:
         # lock); plain SELECTs in autocommit mode read the committed state without it.
         raw = await asyncio.to_thread(self.engine.raw_connection)
         try:
-            self._set_floors(await asyncio.to_thread(_newest_sqlite, raw))  # first run only
+            self._start_at(await asyncio.to_thread(_newest_sqlite, raw))  # first run only
             self._started.set()
             while True:
                 await asyncio.sleep(self.poll_seconds)

@@ -494,7 +494,7 @@ def visible_events(
             )
         if len(rows) < _CHUNK:
             break
-        last = rows[-1][0].live_seq if after_seq is not None else rows[-1][0].id
+        last = getattr(rows[-1][0], key.key)
     return out[::-1] if down else out
 
 

@@ -33,9 +33,7 @@ def export(
     who: ApiPrincipal,
     f: Filters,
     format: Annotated[str, Query(pattern="^(csv|xlsx)$")] = "csv",
-    table: Annotated[
-        str, Query(pattern="^(capabilities|units|contacts|transport)$")
-    ] = "capabilities",
+    table: spreadsheets.ExportTable = "capabilities",
 ) -> Response:
     if format == "xlsx":
         body = spreadsheets.export_xlsx(db, who, f)

@@ -44,9 +44,7 @@ def export(
     page: Page,
     db: DB,
     fmt: str,
-    table: Annotated[
-        str, Query(pattern="^(capabilities|units|contacts|transport)$")
-    ] = "capabilities",
+    table: spreadsheets.ExportTable = "capabilities",
 ) -> Response:
     if fmt == "xlsx":
         body = spreadsheets.export_xlsx(db, page.principal, UnitFilters())

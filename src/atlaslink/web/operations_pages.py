@@ -212,7 +212,8 @@ def operation_context(db: Session, page: PageAuth, request_id: int) -> dict[str,
     out = views.request_out(db, p, req, inv)
     # The newest events (a long operation has thousands; the report and the API have them
     # all), and every pinned one however old.
-    events = views.visible_events(db, p, req, inv, limit=PAGE_EVENTS, newest=True)
+    newest = views.visible_events(db, p, req, inv, limit=PAGE_EVENTS + 1, newest=True)
+    events = newest[-PAGE_EVENTS:]
     pinned = views.visible_events(db, p, req, inv, limit=None, pinned_only=True)
     own = next((a for a in out.addressees if a.id == inv.addressee_id), None)
     # The answer form lists the unit's own equipment in service (offered with the offer).
@@ -239,7 +240,7 @@ def operation_context(db: Session, page: PageAuth, request_id: int) -> dict[str,
         "events": list(reversed(events)),
         "live_after": live_after,
         "pinned": pinned,
-        "events_cut": len(events) == PAGE_EVENTS,
+        "events_cut": len(newest) > PAGE_EVENTS,
         "metrics": metrics.metrics(db, req),
         "map": _map(out),
         "own_addressee": own,
