@@ -52,8 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ).one()
     reader = Principal(kind="user", label=username, user_id=user_id)
 
-    def ledger() -> ReadLedger:
-        out = ReadLedger(actor=reader)
+    def ledger(wait: bool = True) -> ReadLedger:
+        out = ReadLedger(actor=reader, wait_for_flush=wait)
         for unit in (11, 22, 33):
             out.note("unit", unit, unit, ["contacts", "level"])
         return out
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         def run() -> None:
             db = Session(engine)
             db.execute(text("SELECT 1"))
-            _finish(db, ledger(), True, wait)
+            _finish(db, ledger(wait), True)
 
         return run
 

@@ -249,3 +249,83 @@ def test_a_read_that_cannot_be_recorded_shows_nothing(
     assert TARGET not in response.text
     assert "Nothing was shown" in response.json()["detail"]  # not "your change": a page
     assert _last_seq(served.engine) == before
+
+
+@postgres_only
+def test_the_listing_sends_its_end_ahead_and_waits_for_it_before_the_response(
+    served: Served, sent: Sent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing sends its read event and COMMIT before it serialises the page
+    (``audit.send_end``), so the WAL flush runs meanwhile; the response still starts only once
+    the read is committed. With the chain's head held, the append waits: a response that
+    started without waiting for the commit would find no event here."""
+    from atlaslink.registry import endpoints
+
+    serialised_after: list[list[str]] = []
+    plain_json = endpoints.plain_json
+
+    def serialising(body):  # type: ignore[no-untyped-def]
+        serialised_after.append([q for block in sent.blocks for q in block])
+        return plain_json(body)
+
+    monkeypatch.setattr(endpoints, "plain_json", serialising)
+    found_at_start: list[bool] = []
+    inner = create_app(served.engine)
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        async def checking(message):  # type: ignore[no-untyped-def]
+            if message["type"] == "http.response.start":
+                found_at_start.append(await asyncio.to_thread(_read_of, served.engine, rid))
+            await send(message)
+
+        await inner(scope, receive, checking)
+
+    rid = "sent-ahead"
+    (response,) = asyncio.run(_list_at_once(app, served, [rid]))  # type: ignore[arg-type]
+
+    assert response.status_code == 200 and TARGET in response.text
+    (before_page,) = serialised_after  # the page was serialised once, after these were sent
+    assert "INSERT INTO audit_events" in before_page[0] and before_page[1] == "COMMIT"
+    assert sent.syncs_inside == 0
+    assert found_at_start == [True]
+
+
+def _read_of(engine: Engine, rid: str) -> bool:
+    with Session(engine) as s:
+        return s.scalar(select(AuditEvent.id).where(AuditEvent.request_id == rid)) is not None
+
+
+@postgres_only
+def test_after_the_end_is_sent_nothing_more_is_read_or_run_until_it_is_waited_for(
+    served: Served,
+) -> None:
+    before = _last_seq(served.engine)
+    with audit.read_ledger() as ledger, Session(served.engine) as db:
+        ledger.actor = Principal(kind="user", label=VIEWER, user_id=None)
+        db.execute(text("SELECT 1"))
+        ledger.note("unit", 1, 1, ["contacts"])
+        audit.send_end(db)
+        assert ledger.sent is not None and ledger.sent.pending
+        with pytest.raises(RuntimeError, match="after the request's end was sent"):
+            db.execute(text("SELECT 2"))  # would run after that COMMIT, outside the request
+        with pytest.raises(RuntimeError, match="after the request's record was sent"):
+            ledger.note("unit", 2, 2, ["level"])  # would never be recorded
+        ledger.sent.wait()
+        assert not ledger.sent.pending
+        assert db.execute(text("SELECT 3")).scalar() == 3  # the connection is free again
+    assert _last_seq(served.engine) == before + 1
+
+
+def test_where_the_end_cannot_be_sent_ahead_it_comes_at_the_response(served: Served) -> None:
+    """SQLite, or no read to record: send_end leaves the end to the unit of work."""
+    before = _last_seq(served.engine)
+    with audit.read_ledger() as ledger, Session(served.engine) as db:
+        ledger.actor = Principal(kind="user", label=VIEWER, user_id=None)
+        db.execute(text("SELECT 1"))
+        audit.send_end(db)  # nothing noted: nothing to send
+        assert ledger.sent is None
+        ledger.note("unit", 1, 1, ["contacts"])
+        audit.send_end(db)
+        assert (ledger.sent is not None) is is_postgres()
+        audit.commit_with_reads(db, ledger)
+    assert _last_seq(served.engine) == before + 1

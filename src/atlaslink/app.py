@@ -140,6 +140,7 @@ class UnitOfWork:
         state = scope.setdefault("state", {})
         try:
             with read_ledger() as ledger:
+                ledger.wait_for_flush = self.wait_for_flush
                 state["ledger"] = ledger
                 state["commit_on_error"] = False
                 await self._run(scope, receive, send, state, ledger, rid)
@@ -164,7 +165,7 @@ class UnitOfWork:
             if db is not None:
                 state["db"] = None
                 used.append(db)
-                await run_in_threadpool(_finish, db, ledger, commit, self.wait_for_flush)
+                await run_in_threadpool(_finish, db, ledger, commit)
 
         async def send_problem(status: int, title: str, detail: str) -> None:
             await problems.problem(Request(scope), status, title, detail)(scope, receive, send_on)
@@ -218,6 +219,9 @@ class UnitOfWork:
             if leftover is not None:
                 state["db"] = None
                 used.append(leftover)
+            if ledger.sent is not None and ledger.sent.pending:
+                # sent ahead (audit.send_end) but the response never started: read the results
+                await run_in_threadpool(_wait_quietly, ledger, rid)
             for db in used:
                 if db.in_transaction():
                     await run_in_threadpool(_rollback_and_close, db)
@@ -244,15 +248,25 @@ def _rollback_and_close(db: Session) -> None:
         db.close()
 
 
-def _finish(db: Session, ledger: ReadLedger, commit: bool, wait_for_flush: bool) -> None:
+def _wait_quietly(ledger: ReadLedger, rid: str) -> None:
+    assert ledger.sent is not None
+    try:
+        ledger.sent.wait()
+    except Exception:
+        log.exception("the end of request %s failed", rid)
+
+
+def _finish(db: Session, ledger: ReadLedger, commit: bool) -> None:
     """End the request's transaction, its read event appended in it (``audit.commit_with_reads``:
     on PostgreSQL the append and the commit in one round trip; the read is durable before the
-    response starts)."""
+    response starts). An end sent ahead (``audit.send_end``) is waited for, whatever the
+    status: the server has the COMMIT already (a read recorded and then not shown errs on the
+    side of the record)."""
     try:
-        if not commit:
+        if not commit and ledger.sent is None:
             db.rollback()
             return
-        commit_with_reads(db, ledger, wait_for_flush=wait_for_flush)
+        commit_with_reads(db, ledger, wait_for_flush=ledger.wait_for_flush)
     finally:
         db.close()
 

@@ -62,7 +62,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "before_cursor_execute", _refuse_after_sent_end)
+    return engine
+
+
+# In a connection's info while its transaction's end is in flight (audit.service.send_end).
+END_SENT = "atlaslink.end_sent"
+
+
+def _refuse_after_sent_end(conn: Any, *_: Any) -> None:
+    """A statement on a connection whose transaction's end is in flight (audit.send_end) would
+    run after that COMMIT, outside the request's transaction: refuse it."""
+    if conn.info.get(END_SENT):
+        raise RuntimeError("a statement after the request's end was sent (audit.send_end)")
 
 
 def _configure_sqlite(engine: Engine) -> None:

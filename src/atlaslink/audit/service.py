@@ -11,7 +11,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +23,7 @@ from sqlalchemy import JSON, Dialect, Engine, bindparam, insert, null, select, t
 from sqlalchemy.orm import Session
 
 from atlaslink.auth.principal import Principal
+from atlaslink.db import END_SENT
 from atlaslink.models import AuditEvent, AuditHead, utcnow
 from atlaslink.models.base import UTCDateTime
 
@@ -212,13 +213,13 @@ def commit_with_reads(session: Session, ledger: ReadLedger, *, wait_for_flush: b
     """Append the ledger's read event, if any, and commit the session's transaction.
 
     On PostgreSQL (a session on an engine, outside any savepoint) the append and the COMMIT go
-    in one round trip: psycopg's pipeline mode, the append as a prepared statement (bound on
-    the server, planned once per connection), then COMMIT, then one Sync. The chain's head is
-    held from the append to the end of the commit and not a moment longer: no Python and no
-    second round trip in between; if the append fails the server skips the COMMIT. The
-    commit waits for the WAL flush, so the read is durable before the response starts; unless
-    ``wait_for_flush``, a transaction that wrote nothing else commits without waiting (ADR
-    0002). A failure is a failed commit: nothing of the transaction is kept."""
+    in one round trip (:func:`_send_end`). The commit waits for the WAL flush, so the read is
+    durable before the response starts; unless ``wait_for_flush``, a transaction that wrote
+    nothing else commits without waiting (ADR 0002). A failure is a failed commit: nothing of
+    the transaction is kept. If :func:`send_end` sent the end already, this waits for it."""
+    if ledger.sent is not None:
+        ledger.sent.wait()
+        return
     event = take_read_event(ledger)
     if event is None:
         session.commit()
@@ -232,16 +233,85 @@ def commit_with_reads(session: Session, ledger: ReadLedger, *, wait_for_flush: b
         _append_row(session, event)
         session.commit()
         return
+    with _send_end(session, params, wait_for_flush):
+        pass  # leaving the block: the Sync, then every result
+    session.commit()  # the session's bookkeeping: the server is idle, psycopg sends nothing
+
+
+def send_end(session: Session) -> None:
+    """Send the current request's end now, before its response is built: the read event's
+    append and the COMMIT go to the server, and the unit of work (``app.UnitOfWork``) waits for
+    their results before the response starts, so the read is still durable before anything is
+    shown. Meanwhile the request builds its response, and the server's WAL flush no longer
+    adds to the request's time.
+
+    For an endpoint's last use of ``session``: after it, the ledger takes no more reads and the
+    session runs no more statements (both raise). Where the end cannot be sent ahead (SQLite,
+    a session inside a larger transaction, nothing to record, outside a request), this does
+    nothing and the end comes at the response as always."""
+    ledger = current_ledger()
+    if ledger is None or ledger.sent is not None or not ledger.objects:
+        return
+    if not _may_commit_itself(session):
+        return
+    event = take_read_event(ledger)
+    if event is None:
+        return
+    session.flush()
+    params = _pg_append_params(event)
+    if params is None:  # the content held a marker: appended now, committed at the response
+        _append_row(session, event)
+        return
+    ledger.sent = SentEnd(session, _send_end(session, params, ledger.wait_for_flush))
+
+
+class SentEnd:
+    """A transaction's end in flight (:func:`send_end`): the append and the COMMIT sent in
+    pipeline mode, the Sync and the results not yet."""
+
+    def __init__(self, session: Session, pipeline: ExitStack) -> None:
+        self._session = session
+        self._pipeline: ExitStack | None = pipeline
+        self._conn_info = session.connection().info
+        self._conn_info[END_SENT] = True
+
+    def wait(self) -> None:
+        """The Sync and every result: raises the append's or the commit's error, if any."""
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is None:
+            return
+        try:
+            pipeline.close()
+        finally:
+            self._conn_info.pop(END_SENT, None)
+        self._session.commit()  # bookkeeping only: the server is idle, psycopg sends nothing
+
+    @property
+    def pending(self) -> bool:
+        return self._pipeline is not None
+
+
+def _send_end(session: Session, params: dict[str, Any], wait_for_flush: bool) -> ExitStack:
+    """Send the read event's append and the COMMIT on the session's connection without waiting
+    for them; the returned stack, closed, sends the Sync and reads every result.
+
+    psycopg's pipeline mode: the append as a prepared statement (bound on the server, planned
+    once per connection), then COMMIT, then one Sync: one round trip. The chain's head is held
+    from the append to the end of the commit and not a moment longer: no Python and no second
+    round trip in between; if the append fails the server skips the COMMIT."""
     conn = session.connection()
     params["after"] = Json(params["after"])
     raw = conn.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
-    with raw.pipeline(), raw.cursor() as cur:
+    with ExitStack() as stack:
+        stack.enter_context(raw.pipeline())
+        cur = stack.enter_context(raw.cursor())
         if not wait_for_flush:
             cur.execute(_ASYNC_IF_READ_ONLY)
         cur.execute(_pg_append_pyformat(conn.dialect), params, prepare=True)
-        cur.execute("COMMIT")
-    session.commit()  # the session's bookkeeping: the server is idle, psycopg sends nothing
+        cur.execute("COMMIT")  # sent: in pipeline mode execute does not wait for results
+        sent = stack.pop_all()  # an error above instead leaves the pipeline here, as usual
+    return sent
 
 
 def _may_commit_itself(session: Session) -> bool:
@@ -266,9 +336,15 @@ class ReadLedger:
     actor: Principal | None = None
     objects: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     units: set[int] = field(default_factory=set)
+    # ATLASLINK_READ_EVENTS_WAIT_FOR_FLUSH, as the unit of work was told (ADR 0002)
+    wait_for_flush: bool = True
+    # The request's end, if send_end sent it ahead of the response
+    sent: SentEnd | None = None
 
     def note(self, object_type: str, object_id: str | int, unit_id: int, groups: list[str]) -> None:
         if groups:
+            if self.sent is not None:
+                raise RuntimeError("a read noted after the request's record was sent")
             self.objects.setdefault((object_type, str(object_id)), set()).update(groups)
             self.units.add(unit_id)
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic_core import to_json
 
+from atlaslink.audit.service import send_end
 from atlaslink.errors import Invalid
 from atlaslink.registry import schemas, service
 from atlaslink.registry.repository import UnitFilters
@@ -133,8 +134,11 @@ def update_type(
 def list_units(
     db: DB, who: ApiPrincipal, f: Filters, page: PageNo = 1, per_page: PerPage = 50
 ) -> Response:
-    # The hottest endpoint: the page is built as plain values and serialised once.
-    return plain_json(service.list_units_page(db, who, f, page, per_page))
+    # The hottest endpoint: the page is built as plain values and serialised once, while the
+    # read event's durable commit is on its way (send_end; waited for before the response).
+    body = service.list_units_page(db, who, f, page, per_page)
+    send_end(db)
+    return plain_json(body)
 
 
 @router.post("/units", response_model=schemas.UnitDetail, status_code=201)
