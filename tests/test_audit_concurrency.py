@@ -5,9 +5,11 @@ durability cannot be confirmed shows nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from atlaslink.audit import service as audit
 from atlaslink.audit.service import ReadLedger
 from atlaslink.auth import service as auth
 from atlaslink.auth.principal import SYSTEM, Principal
-from atlaslink.db import make_engine
+from atlaslink.db import END_SENT, make_engine
 from atlaslink.models import AuditEvent, AuditHead, User
 from atlaslink.registry import schemas, service
 from atlaslink.sharing.policy import Audience, FieldGroup
@@ -251,21 +253,41 @@ def test_a_read_that_cannot_be_recorded_shows_nothing(
     assert _last_seq(served.engine) == before
 
 
+@contextlib.contextmanager
+def _holding_the_head(engine: Engine, seconds: float) -> Iterator[None]:
+    """Another transaction holds the chain's head, and lets go after ``seconds`` in a thread of
+    its own (whatever the code under test waits for)."""
+    blocker = engine.connect()
+    blocker.execute(text("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE"))
+    timer = threading.Timer(seconds, blocker.rollback)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.join()
+        blocker.close()
+
+
 @postgres_only
 def test_the_listing_sends_its_end_ahead_and_waits_for_it_before_the_response(
-    served: Served, sent: Sent, monkeypatch: pytest.MonkeyPatch
+    served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The listing sends its read event and COMMIT before it serialises the page
     (``audit.send_end``), so the WAL flush runs meanwhile; the response still starts only once
-    the read is committed. With the chain's head held, the append waits: a response that
-    started without waiting for the commit would find no event here."""
+    the read is committed. The chain's head is held for a second: while the page is
+    serialised the append is already on the server, waiting for it; a response that started
+    without waiting for the commit would find no event."""
     from atlaslink.registry import endpoints
 
-    serialised_after: list[list[str]] = []
+    rid = "sent-ahead"
+    waiting_when_serialised: list[int] = []
     plain_json = endpoints.plain_json
 
     def serialising(body):  # type: ignore[no-untyped-def]
-        serialised_after.append([q for block in sent.blocks for q in block])
+        deadline = time.monotonic() + 5
+        while (waiting := _waiting_for_locks(served.engine)) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        waiting_when_serialised.append(waiting)
         return plain_json(body)
 
     monkeypatch.setattr(endpoints, "plain_json", serialising)
@@ -280,14 +302,66 @@ def test_the_listing_sends_its_end_ahead_and_waits_for_it_before_the_response(
 
         await inner(scope, receive, checking)
 
-    rid = "sent-ahead"
-    (response,) = asyncio.run(_list_at_once(app, served, [rid]))  # type: ignore[arg-type]
+    with _holding_the_head(served.engine, 1.0):
+        (response,) = asyncio.run(_list_at_once(app, served, [rid], hold_head=False))  # type: ignore[arg-type]
 
     assert response.status_code == 200 and TARGET in response.text
-    (before_page,) = serialised_after  # the page was serialised once, after these were sent
-    assert "INSERT INTO audit_events" in before_page[0] and before_page[1] == "COMMIT"
-    assert sent.syncs_inside == 0
+    assert waiting_when_serialised == [1]  # the append was on the server before the page
     assert found_at_start == [True]
+
+
+def _connection_is_clean(engine: Engine) -> None:
+    """The pool's one connection is out of pipeline mode and takes statements again."""
+    with engine.connect() as c:
+        raw = c.connection.driver_connection
+        assert isinstance(raw, psycopg.Connection)
+        assert raw.pgconn.pipeline_status == psycopg.pq.PipelineStatus.OFF
+        assert END_SENT not in c.connection.info
+        assert c.execute(text("SELECT 1")).scalar() == 1
+
+
+@postgres_only
+@pytest.mark.parametrize("failure", ["append", "append-answered-early", "after-send"])
+def test_a_listing_that_fails_after_sending_its_end_leaves_a_clean_connection(
+    served: Served, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """On one pooled connection: the append fails (409, nothing kept), whether its error comes
+    back only at the response or already while the COMMIT is being sent; or the endpoint fails
+    after the end was sent (500; the read was committed: the record errs on its side). Either
+    way the connection goes back clean and the next listing is served and recorded."""
+    from atlaslink.registry import endpoints
+
+    engine = make_engine(served.url, pool_size=1, max_overflow=0)
+    execute = psycopg.Cursor.execute
+
+    def late_commit(self, query, params=None, **kw):  # type: ignore[no-untyped-def]
+        if query == "COMMIT":
+            time.sleep(0.2)  # the append's error is back before the COMMIT is sent
+        return execute(self, query, params, **kw)
+
+    try:
+        app = create_app(engine)
+        before = _last_seq(engine)
+        with monkeypatch.context() as m:
+            if failure.startswith("append"):
+                m.setattr(audit, "_pg_append_pyformat", lambda dialect: "SELECT 1 / 0")
+            if failure == "append-answered-early":
+                m.setattr(psycopg.Cursor, "execute", late_commit)
+            if failure == "after-send":
+                m.setattr(endpoints, "plain_json", lambda body: 1 / 0)
+            (failed,) = asyncio.run(
+                _list_at_once(app, served, [f"fails-{failure}"], hold_head=False)
+            )
+        assert failed.status_code == (500 if failure == "after-send" else 409)
+        assert TARGET not in failed.text
+        assert _last_seq(engine) == before + (1 if failure == "after-send" else 0)
+        _connection_is_clean(engine)
+        (ok,) = asyncio.run(_list_at_once(app, served, [f"after-{failure}"], hold_head=False))
+        assert ok.status_code == 200 and TARGET in ok.text
+        assert _read_of(engine, f"after-{failure}")
+        _connection_is_clean(engine)
+    finally:
+        engine.dispose()
 
 
 def _read_of(engine: Engine, rid: str) -> bool:
@@ -329,3 +403,22 @@ def test_where_the_end_cannot_be_sent_ahead_it_comes_at_the_response(served: Ser
         assert (ledger.sent is not None) is is_postgres()
         audit.commit_with_reads(db, ledger)
     assert _last_seq(served.engine) == before + 1
+
+
+@postgres_only
+def test_a_sent_end_never_waited_for_does_not_go_back_into_the_pool(served: Served) -> None:
+    """A cancelled request's connection, its end sent but not waited for, is closed at check-in
+    rather than handed on in pipeline mode: the next user gets a clean one."""
+    engine = make_engine(served.url, pool_size=1, max_overflow=0)
+    try:
+        with audit.read_ledger() as ledger:
+            ledger.actor = Principal(kind="user", label=VIEWER, user_id=None)
+            db = Session(engine)
+            db.execute(text("SELECT 1"))
+            ledger.note("unit", 1, 1, ["contacts"])
+            audit.send_end(db)
+            assert ledger.sent is not None and ledger.sent.pending
+            db.close()  # no wait(): the connection goes back to the pool
+        _connection_is_clean(engine)
+    finally:
+        engine.dispose()

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, contextmanager
 from importlib.resources import files
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -220,8 +221,10 @@ class UnitOfWork:
                 state["db"] = None
                 used.append(leftover)
             if ledger.sent is not None and ledger.sent.pending:
-                # sent ahead (audit.send_end) but the response never started: read the results
-                await run_in_threadpool(_wait_quietly, ledger, rid)
+                # Sent ahead (audit.send_end), but the response never started: read the results,
+                # even if this task is being cancelled (the pool's check-in is the backstop).
+                with anyio.CancelScope(shield=True):
+                    await run_in_threadpool(_wait_quietly, ledger, rid)
             for db in used:
                 if db.in_transaction():
                     await run_in_threadpool(_rollback_and_close, db)

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import ColumnElement, Engine, Integer, any_, bindparam, create_engine, event
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
@@ -64,6 +65,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(url, **kwargs)
     event.listen(engine, "before_cursor_execute", _refuse_after_sent_end)
+    event.listen(engine, "checkin", _discard_if_end_unfinished)
     return engine
 
 
@@ -76,6 +78,17 @@ def _refuse_after_sent_end(conn: Any, *_: Any) -> None:
     run after that COMMIT, outside the request's transaction: refuse it."""
     if conn.info.get(END_SENT):
         raise RuntimeError("a statement after the request's end was sent (audit.send_end)")
+
+
+def _discard_if_end_unfinished(dbapi_conn: Any, record: Any) -> None:
+    """A connection whose sent end was never waited for (a cancelled request) is still in
+    pipeline mode: it does not go back into the pool as it is, but is closed (and opened
+    anew when next needed)."""
+    unfinished = record.info.pop(END_SENT, None)
+    if dbapi_conn is None:
+        return
+    if unfinished or dbapi_conn.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF:
+        record.invalidate()
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import select as io_select
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
@@ -250,41 +251,51 @@ def send_end(session: Session) -> None:
     a session inside a larger transaction, nothing to record, outside a request), this does
     nothing and the end comes at the response as always."""
     ledger = current_ledger()
-    if ledger is None or ledger.sent is not None or not ledger.objects:
+    if ledger is None or ledger.sent is not None or not _may_commit_itself(session):
         return
-    if not _may_commit_itself(session):
+    event = take_read_event(ledger, empty=False)
+    params = _pg_append_params(event) if event is not None else None
+    if params is None:  # nothing to record, or the content held a marker (commit_with_reads)
         return
-    event = take_read_event(ledger)
-    if event is None:
-        return
+    ledger.objects.clear()
+    ledger.units.clear()
     session.flush()
-    params = _pg_append_params(event)
-    if params is None:  # the content held a marker: appended now, committed at the response
-        _append_row(session, event)
-        return
-    ledger.sent = SentEnd(session, _send_end(session, params, ledger.wait_for_flush))
+    try:
+        ledger.sent = SentEnd(session, _send_end(session, params, ledger.wait_for_flush))
+    except psycopg.Error as exc:  # the server's answer came back already: the append failed
+        ledger.sent = SentEnd(session, None, failure=exc)  # raised by wait(), at the response
 
 
 class SentEnd:
     """A transaction's end in flight (:func:`send_end`): the append and the COMMIT sent in
     pipeline mode, the Sync and the results not yet."""
 
-    def __init__(self, session: Session, pipeline: ExitStack) -> None:
+    def __init__(
+        self, session: Session, pipeline: ExitStack | None, failure: psycopg.Error | None = None
+    ) -> None:
         self._session = session
-        self._pipeline: ExitStack | None = pipeline
+        self._pipeline = pipeline
+        self._failure = failure
         self._conn_info = session.connection().info
-        self._conn_info[END_SENT] = True
+        if pipeline is not None:
+            self._conn_info[END_SENT] = True
 
     def wait(self) -> None:
-        """The Sync and every result: raises the append's or the commit's error, if any."""
+        """The Sync and every result: raises the append's or the commit's error, if any (also
+        one that came back while they were being sent)."""
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
         pipeline, self._pipeline = self._pipeline, None
         if pipeline is None:
             return
         try:
             pipeline.close()
+            # Bookkeeping only: the server is idle, psycopg sends nothing. A change made to the
+            # session after send_end would be flushed here, and is refused (still END_SENT).
+            self._session.commit()
         finally:
             self._conn_info.pop(END_SENT, None)
-        self._session.commit()  # bookkeeping only: the server is idle, psycopg sends nothing
 
     @property
     def pending(self) -> bool:
@@ -309,9 +320,20 @@ def _send_end(session: Session, params: dict[str, Any], wait_for_flush: bool) ->
         if not wait_for_flush:
             cur.execute(_ASYNC_IF_READ_ONLY)
         cur.execute(_pg_append_pyformat(conn.dialect), params, prepare=True)
-        cur.execute("COMMIT")  # sent: in pipeline mode execute does not wait for results
+        cur.execute("COMMIT")  # in pipeline mode execute sends and does not wait for results
+        _drain(raw.pgconn)
         sent = stack.pop_all()  # an error above instead leaves the pipeline here, as usual
     return sent
+
+
+def _drain(pgconn: psycopg.pq.abc.PGconn) -> None:
+    """Whatever libpq still buffers of the sent messages goes out now (psycopg leaves it there
+    when the socket's buffer is full: a large event), so that the COMMIT follows the append on
+    the server at once and the chain's head is not held while the page is built."""
+    poller = io_select.poll()
+    poller.register(pgconn.socket, io_select.POLLOUT)
+    while pgconn.flush():
+        poller.poll(1000)
 
 
 def _may_commit_itself(session: Session) -> bool:
@@ -382,17 +404,20 @@ def flush_reads(session: Session, ledger: ReadLedger, action: str = "read") -> N
     _append_row(session, event)
 
 
-def take_read_event(ledger: ReadLedger, action: str = "read") -> AuditEvent | None:
+def take_read_event(
+    ledger: ReadLedger, action: str = "read", *, empty: bool = True
+) -> AuditEvent | None:
     """The event :func:`flush_reads` appends, not yet in the chain (no sequence number, link or
-    hash); the ledger is emptied."""
+    hash); the ledger is emptied unless not ``empty``."""
     if not ledger.objects or ledger.actor is None:
         return None
     objects = [
         {"type": t, "id": i, "groups": sorted(g)} for (t, i), g in sorted(ledger.objects.items())
     ]
     unit_ids = sorted(ledger.units)
-    ledger.objects.clear()
-    ledger.units.clear()
+    if empty:
+        ledger.objects.clear()
+        ledger.units.clear()
     return AuditEvent(
         occurred_at=utcnow(),
         actor_user_id=ledger.actor.user_id,
