@@ -19,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.orm import Session
 
 from atlaslink.app import create_app
@@ -419,6 +419,24 @@ def test_a_sent_end_never_waited_for_does_not_go_back_into_the_pool(served: Serv
             audit.send_end(db)
             assert ledger.sent is not None and ledger.sent.pending
             db.close()  # no wait(): the connection goes back to the pool
+        _connection_is_clean(engine)
+    finally:
+        engine.dispose()
+
+
+@postgres_only
+def test_listings_that_send_their_end_ahead_reuse_their_pooled_connection(served: Served) -> None:
+    """The connection goes back to the pool in good order after each listing, and is used
+    again: not closed and opened anew per request."""
+    engine = make_engine(served.url, pool_size=1, max_overflow=0)
+    opened: list[int] = []
+    event.listen(engine, "connect", lambda *_: opened.append(1))
+    try:
+        app = create_app(engine)
+        for rid in ("reuse-1", "reuse-2", "reuse-3"):
+            (response,) = asyncio.run(_list_at_once(app, served, [rid], hold_head=False))
+            assert response.status_code == 200 and _read_of(engine, rid)
+        assert len(opened) == 1
         _connection_is_clean(engine)
     finally:
         engine.dispose()

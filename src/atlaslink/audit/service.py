@@ -291,11 +291,12 @@ class SentEnd:
             return
         try:
             pipeline.close()
-            # Bookkeeping only: the server is idle, psycopg sends nothing. A change made to the
-            # session after send_end would be flushed here, and is refused (still END_SENT).
-            self._session.commit()
         finally:
-            self._conn_info.pop(END_SENT, None)
+            self._conn_info.pop(END_SENT, None)  # before the commit gives the connection back
+        s = self._session
+        if s.new or s.dirty or s.deleted:  # it would be flushed now, after the request's end
+            raise RuntimeError("a change made after the request's end was sent (send_end)")
+        s.commit()  # bookkeeping only: the server is idle, psycopg sends nothing
 
     @property
     def pending(self) -> bool:
