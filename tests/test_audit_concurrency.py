@@ -274,7 +274,7 @@ def test_the_listing_sends_its_end_ahead_and_waits_for_it_before_the_response(
 ) -> None:
     """The listing sends its read event and COMMIT before it serialises the page
     (``audit.send_end``), so the WAL flush runs meanwhile; the response still starts only once
-    the read is committed. The chain's head is held for a second: while the page is
+    the read is committed. The chain's head is held for 3 s: while the page is
     serialised the append is already on the server, waiting for it; a response that started
     without waiting for the commit would find no event."""
     from atlaslink.registry import endpoints
@@ -302,7 +302,7 @@ def test_the_listing_sends_its_end_ahead_and_waits_for_it_before_the_response(
 
         await inner(scope, receive, checking)
 
-    with _holding_the_head(served.engine, 1.0):
+    with _holding_the_head(served.engine, 3.0):
         (response,) = asyncio.run(_list_at_once(app, served, [rid], hold_head=False))  # type: ignore[arg-type]
 
     assert response.status_code == 200 and TARGET in response.text
