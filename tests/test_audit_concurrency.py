@@ -224,12 +224,13 @@ def test_a_listing_appends_and_commits_its_read_event_in_one_round_trip(
 
 @postgres_only
 def test_not_waiting_for_the_flush_can_be_chosen(served: Served, sent: Sent) -> None:
-    ledger = ReadLedger(actor=Principal(kind="user", label=VIEWER, user_id=None))
+    actor = Principal(kind="user", label=VIEWER, user_id=None)
+    ledger = ReadLedger(actor=actor, wait_for_flush=False)
     ledger.note("unit", 1, 1, ["contacts"])
     before = _last_seq(served.engine)
     with Session(served.engine) as db:
         db.execute(text("SELECT 1"))
-        audit.commit_with_reads(db, ledger, wait_for_flush=False)
+        audit.commit_with_reads(db, ledger)
     ((guard, append, commit),) = sent.blocks
     assert guard == audit._ASYNC_IF_READ_ONLY and "INSERT INTO audit_events" in append
     assert commit == "COMMIT" and sent.syncs_inside == 0

@@ -269,7 +269,7 @@ def _finish(db: Session, ledger: ReadLedger, commit: bool) -> None:
         if not commit and ledger.sent is None:
             db.rollback()
             return
-        commit_with_reads(db, ledger, wait_for_flush=ledger.wait_for_flush)
+        commit_with_reads(db, ledger)
     finally:
         db.close()
 

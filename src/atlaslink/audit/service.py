@@ -210,14 +210,15 @@ def _pg_append_pyformat(dialect: Dialect) -> str:
     return str(_PG_APPEND.compile(dialect=dialect))
 
 
-def commit_with_reads(session: Session, ledger: ReadLedger, *, wait_for_flush: bool = True) -> None:
+def commit_with_reads(session: Session, ledger: ReadLedger) -> None:
     """Append the ledger's read event, if any, and commit the session's transaction.
 
     On PostgreSQL (a session on an engine, outside any savepoint) the append and the COMMIT go
     in one round trip (:func:`_send_end`). The commit waits for the WAL flush, so the read is
-    durable before the response starts; unless ``wait_for_flush``, a transaction that wrote
-    nothing else commits without waiting (ADR 0002). A failure is a failed commit: nothing of
-    the transaction is kept. If :func:`send_end` sent the end already, this waits for it."""
+    durable before the response starts; unless the ledger's ``wait_for_flush``, a transaction
+    that wrote nothing else commits without waiting (ADR 0002). A failure is a failed commit:
+    nothing of the transaction is kept. If :func:`send_end` sent the end already, this waits
+    for it."""
     if ledger.sent is not None:
         ledger.sent.wait()
         return
@@ -229,12 +230,12 @@ def commit_with_reads(session: Session, ledger: ReadLedger, *, wait_for_flush: b
     postgres = session.get_bind().dialect.name == "postgresql"
     params = _pg_append_params(event) if _may_commit_itself(session) else None
     if params is None:  # SQLite, a session inside a larger transaction, or a marker
-        if postgres and not wait_for_flush:
+        if postgres and not ledger.wait_for_flush:
             session.execute(text(_ASYNC_IF_READ_ONLY))
         _append_row(session, event)
         session.commit()
         return
-    with _send_end(session, params, wait_for_flush):
+    with _send_end(session, params, ledger.wait_for_flush):
         pass  # leaving the block: the Sync, then every result
     session.commit()  # the session's bookkeeping: the server is idle, psycopg sends nothing
 
@@ -257,8 +258,7 @@ def send_end(session: Session) -> None:
     params = _pg_append_params(event) if event is not None else None
     if params is None:  # nothing to record, or the content held a marker (commit_with_reads)
         return
-    ledger.objects.clear()
-    ledger.units.clear()
+    ledger.clear()
     session.flush()
     try:
         ledger.sent = SentEnd(session, _send_end(session, params, ledger.wait_for_flush))
@@ -331,6 +331,8 @@ def _drain(pgconn: psycopg.pq.abc.PGconn) -> None:
     """Whatever libpq still buffers of the sent messages goes out now (psycopg leaves it there
     when the socket's buffer is full: a large event), so that the COMMIT follows the append on
     the server at once and the chain's head is not held while the page is built."""
+    if not pgconn.flush():
+        return  # the usual case: all sent
     poller = io_select.poll()
     poller.register(pgconn.socket, io_select.POLLOUT)
     while pgconn.flush():
@@ -370,6 +372,10 @@ class ReadLedger:
                 raise RuntimeError("a read noted after the request's record was sent")
             self.objects.setdefault((object_type, str(object_id)), set()).update(groups)
             self.units.add(unit_id)
+
+    def clear(self) -> None:
+        self.objects.clear()
+        self.units.clear()
 
 
 _ledger_var: ContextVar[ReadLedger | None] = ContextVar("atlaslink_read_ledger", default=None)
@@ -417,8 +423,7 @@ def take_read_event(
     ]
     unit_ids = sorted(ledger.units)
     if empty:
-        ledger.objects.clear()
-        ledger.units.clear()
+        ledger.clear()
     return AuditEvent(
         occurred_at=utcnow(),
         actor_user_id=ledger.actor.user_id,
